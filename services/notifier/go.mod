@@ -1,0 +1,3 @@
+module github.com/handoff-dev/handoff/services/notifier
+
+go 1.26
