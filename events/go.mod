@@ -2,4 +2,10 @@ module github.com/handoff-dev/handoff/events
 
 go 1.26
 
-require github.com/oklog/ulid/v2 v2.1.2 // indirect
+require (
+	github.com/oklog/ulid/v2 v2.1.2
+	github.com/stretchr/testify v1.12.1
+	go.uber.org/goleak v1.3.0
+)
+
+require go.yaml.in/yaml/v3 v3.0.5 // indirect
