@@ -48,7 +48,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &secs); err != nil {
 		return fmt.Errorf("invalid duration %s: use a Go duration string such as \"90s\" or a number of seconds", b)
 	}
-	if secs < 0 || math.IsNaN(secs) || secs > float64(math.MaxInt64)/float64(time.Second) {
+	// float64(math.MaxInt64) rounds up to 2^63, which does not fit in an
+	// int64, so the bound is exclusive.
+	if secs < 0 || math.IsNaN(secs) || secs >= float64(math.MaxInt64)/float64(time.Second) {
 		return fmt.Errorf("invalid duration %s: seconds must be between 0 and %d", b, math.MaxInt64/int64(time.Second))
 	}
 	*d = Duration(secs * float64(time.Second))
