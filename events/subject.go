@@ -2,7 +2,9 @@ package events
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Token limits of the subject grammar.
@@ -75,7 +77,10 @@ func ParseSubject(subject string) (Subject, error) {
 		return Subject{}, fmt.Errorf("%w: %q has fewer than 6 tokens", ErrInvalidSubject, subject)
 	}
 	var task string
-	if task, rest, ok = strings.Cut(rest, "."); !ok || task != "task" {
+	if task, rest, ok = strings.Cut(rest, "."); !ok {
+		return Subject{}, fmt.Errorf("%w: %q has fewer than 6 tokens", ErrInvalidSubject, subject)
+	}
+	if task != "task" {
 		return Subject{}, fmt.Errorf("%w: %q: second token must be \"task\"", ErrInvalidSubject, subject)
 	}
 	if s.Tenant, rest, ok = strings.Cut(rest, "."); !ok {
@@ -141,7 +146,7 @@ func ValidateTaskType(taskType string) error {
 	for i := 0; i <= len(taskType); i++ {
 		if i < len(taskType) && taskType[i] != '.' {
 			if !lowerToken(taskType[i]) {
-				return fmt.Errorf("%w: task type %q contains %q; allowed are a-z, 0-9, '_', '-' and '.' between tokens", ErrInvalidToken, taskType, taskType[i])
+				return fmt.Errorf("%w: task type %q contains %s; allowed are a-z, 0-9, '_', '-' and '.' between tokens", ErrInvalidToken, taskType, quoteCharAt(taskType, i))
 			}
 			continue
 		}
@@ -174,10 +179,20 @@ func checkToken(name, s string, maxLen int, allowed func(byte) bool) error {
 	}
 	for i := 0; i < len(s); i++ {
 		if !allowed(s[i]) {
-			return fmt.Errorf("%w: %s %q contains %q; allowed are %s", ErrInvalidToken, name, s, s[i], allowedText(allowed))
+			return fmt.Errorf("%w: %s %q contains %s; allowed are %s", ErrInvalidToken, name, s, quoteCharAt(s, i), allowedText(allowed))
 		}
 	}
 	return nil
+}
+
+// quoteCharAt quotes the character that starts at s[i], so that a
+// multi-byte character is shown whole rather than as its first byte.
+func quoteCharAt(s string, i int) string {
+	r, size := utf8.DecodeRuneInString(s[i:])
+	if r == utf8.RuneError && size <= 1 {
+		return fmt.Sprintf(`'\x%02x'`, s[i])
+	}
+	return strconv.QuoteRune(r)
 }
 
 func lowerToken(c byte) bool {
