@@ -149,9 +149,18 @@ func (s Submission) WithDefaults() Submission {
 
 // Hash returns the hex SHA-256 of the task type and the submission with its
 // RequestHash cleared. Two submissions with equal fields have equal hashes
-// regardless of key order in their input or metadata.
+// regardless of key order in their input or metadata and of the time zone
+// their deadline and run_at are written in.
 func (s Submission) Hash(taskType string) (string, error) {
 	s.RequestHash = ""
+	if s.Deadline != nil {
+		deadline := s.Deadline.UTC()
+		s.Deadline = &deadline
+	}
+	if s.RunAt != nil {
+		runAt := s.RunAt.UTC()
+		s.RunAt = &runAt
+	}
 	if len(s.Input) > 0 {
 		// Decoding with UseNumber keeps large integers exact, and encoding
 		// a decoded value sorts object keys.
