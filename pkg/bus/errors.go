@@ -1,0 +1,26 @@
+package bus
+
+import "errors"
+
+var (
+	// ErrConflict is returned by a compare-and-set append when another
+	// event was stored on the task since the expected sequence. The writer
+	// re-reads the task and decides again.
+	ErrConflict = errors.New("task changed since it was read")
+
+	// ErrTaskNotFound is returned when a task has no events: it never
+	// existed, or its events expired.
+	ErrTaskNotFound = errors.New("task not found")
+
+	// ErrInvalidEvent is returned when a NATS message is not a valid
+	// Handoff CloudEvent. The error text names the problem.
+	ErrInvalidEvent = errors.New("invalid event")
+
+	// ErrServerTooOld is returned by [Connect] when the NATS server is
+	// older than [MinServerVersion].
+	ErrServerTooOld = errors.New("NATS server too old")
+
+	// ErrNotProvisioned is returned by [Bus.Verify] when a stream is
+	// missing or lacks a setting Handoff needs.
+	ErrNotProvisioned = errors.New("streams not provisioned")
+)
