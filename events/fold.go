@@ -224,6 +224,9 @@ func (t *Task) apply(ev *Event) error {
 		if d.Attempt != t.Attempt {
 			return fmt.Errorf("%w: retrying names attempt %d, the current attempt is %d", ErrInvalidData, d.Attempt, t.Attempt)
 		}
+		if d.Error.Code == "" {
+			return fmt.Errorf("%w: retrying error has no code", ErrInvalidData)
+		}
 		t.Status = StatusRetrying
 		t.Failures++
 		t.Error = &d.Error
