@@ -177,6 +177,18 @@ func TestViewByStatus(t *testing.T) {
 			},
 		},
 		{
+			name:  "cancelled after a retry",
+			steps: []events.Kind{events.KindSubmitted, events.KindStarted, events.KindRetrying, events.KindCancelled},
+			want: func(v *events.View) {
+				v.Status = events.StatusCancelled
+				v.Updated = at(4)
+				v.Attempt = 1
+				v.Error = &retryError
+				v.Reason = "cancelled by the operator"
+				v.Sequence = 4
+			},
+		},
+		{
 			name:  "rejected",
 			steps: []events.Kind{events.KindSubmitted, events.KindRejected},
 			want: func(v *events.View) {
