@@ -28,6 +28,9 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 // Negative durations are rejected.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
+	if string(b) == "null" {
+		return nil
+	}
 	if len(b) > 0 && b[0] == '"' {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {

@@ -94,8 +94,9 @@ func (t *Task) Fold(ev *Event) {
 // data is valid for its kind, and if so updates the task. On error the task
 // is unchanged.
 func (t *Task) Apply(ev *Event) error {
-	if t.Status != StatusNew && (ev.TaskID != t.ID || ev.Tenant != t.Tenant) {
-		return fmt.Errorf("%w: event %s is for task %s/%s, not %s/%s", ErrWrongTask, ev.ID, ev.Tenant, ev.TaskID, t.Tenant, t.ID)
+	if t.Status != StatusNew && (ev.TaskID != t.ID || ev.Tenant != t.Tenant || ev.TaskType != t.Type) {
+		return fmt.Errorf("%w: event %s is for task %s/%s of type %s, not %s/%s of type %s",
+			ErrWrongTask, ev.ID, ev.Tenant, ev.TaskID, ev.TaskType, t.Tenant, t.ID, t.Type)
 	}
 	if err := t.Check(ev.Kind); err != nil {
 		return err
@@ -227,6 +228,9 @@ func (t *Task) apply(ev *Event) error {
 		if d.Error.Code == "" {
 			return fmt.Errorf("%w: retrying error has no code", ErrInvalidData)
 		}
+		if d.NextAttemptAt.IsZero() {
+			return fmt.Errorf("%w: retrying has no next_attempt_at", ErrInvalidData)
+		}
 		t.Status = StatusRetrying
 		t.Failures++
 		t.Error = &d.Error
@@ -288,12 +292,19 @@ func (t *Task) apply(ev *Event) error {
 		t.Error = &TaskError{Code: CodeTimeout, Message: "the task's deadline passed before it finished"}
 		return nil
 
-	case KindDelivered:
-		t.Deliveries++
-		return nil
-
-	case KindDeliveryFailed:
-		t.DeliveryFailures++
+	case KindDelivered, KindDeliveryFailed:
+		var d Delivery
+		if err := ev.DecodeData(&d); err != nil {
+			return err
+		}
+		if d.EventID == "" || d.Endpoint == "" || d.Attempt < 1 {
+			return fmt.Errorf("%w: %s needs event_id, endpoint and an attempt of at least 1", ErrInvalidData, ev.Kind)
+		}
+		if ev.Kind == KindDelivered {
+			t.Deliveries++
+		} else {
+			t.DeliveryFailures++
+		}
 		return nil
 	}
 	return fmt.Errorf("%w: %q", ErrUnknownKind, ev.Kind)

@@ -368,12 +368,27 @@ func TestFoldIgnoresDataOfDataFreeKinds(t *testing.T) {
 
 	// The fold reads no data for these kinds, so unexpected data does not
 	// make them invalid.
-	for _, kind := range []events.Kind{events.KindDeadline, events.KindExpired, events.KindDelivered, events.KindDeliveryFailed} {
+	for _, kind := range []events.Kind{events.KindDeadline, events.KindExpired} {
 		h := newHistory(t).addValid(events.KindSubmitted)
 		h.add(kind, json.RawMessage(`{"unexpected":true}`))
 		task := h.fold()
 		require.Empty(t, task.Skipped, kind)
 		require.Equal(t, 2, task.Events, kind)
+	}
+}
+
+func TestFoldSkipsIncompleteDeliveryRecords(t *testing.T) {
+	t.Parallel()
+
+	for _, kind := range []events.Kind{events.KindDelivered, events.KindDeliveryFailed} {
+		for _, data := range []string{`{"unexpected":true}`, `{"event_id":"e","endpoint":"http://127.0.0.1/","attempt":0}`, `{"endpoint":"http://127.0.0.1/","attempt":1}`} {
+			h := newHistory(t).addValid(events.KindSubmitted)
+			h.add(kind, json.RawMessage(data))
+			task := h.fold()
+			require.Len(t, task.Skipped, 1, "%s %s", kind, data)
+			require.Contains(t, task.Skipped[0].Reason, "needs event_id, endpoint and an attempt", "%s %s", kind, data)
+			require.Equal(t, 0, task.Deliveries+task.DeliveryFailures, "%s %s", kind, data)
+		}
 	}
 }
 
@@ -588,6 +603,7 @@ func TestApplyWrongTask(t *testing.T) {
 	}{
 		{"another task id", func(ev *events.Event) { ev.TaskID = "01JQ4OTHER0000000000000000" }},
 		{"another tenant", func(ev *events.Event) { ev.Tenant = "globex" }},
+		{"another task type", func(ev *events.Event) { ev.TaskType = "files.other" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -599,7 +615,7 @@ func TestApplyWrongTask(t *testing.T) {
 			tt.change(&ev)
 			err := task.Apply(&ev)
 			require.ErrorIs(t, err, events.ErrWrongTask)
-			require.ErrorContains(t, err, "event "+ev.ID+" is for task "+ev.Tenant+"/"+ev.TaskID+", not acme/"+testTaskID)
+			require.ErrorContains(t, err, "event "+ev.ID+" is for task "+ev.Tenant+"/"+ev.TaskID+" of type "+ev.TaskType+", not acme/"+testTaskID+" of type files.manifest")
 			require.Equal(t, before, *task)
 
 			task.Fold(&ev)

@@ -685,9 +685,8 @@ func TestSchemaKnownDifferences(t *testing.T) {
 		require.NoError(t, validate(t, "duration.json", json.RawMessage(doc)), doc)
 	}
 
-	// Go takes a trailing '#' for no fragment, and RFC 3986 has no zone in
-	// an IPv6 host.
-	for _, url := range []string{"https://example.com/hook#", "https://[fe80::1%25eth0]/hook"} {
+	// RFC 3986 has no zone in an IPv6 host, but Go's URL parser takes one.
+	for _, url := range []string{"https://[fe80::1%25eth0]/hook"} {
 		require.NoError(t, events.ValidateWebhookURL(url), url)
 		require.Error(t, validate(t, "submission.json#/$defs/webhook", events.Webhook{URL: url}), url)
 	}

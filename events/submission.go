@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -125,7 +126,12 @@ func ValidateWebhookURL(raw string) error {
 	if u.User != nil {
 		return fmt.Errorf("must not contain credentials; receivers verify the webhook signature instead")
 	}
-	if u.Fragment != "" {
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %q is outside 1 to 65535", port)
+		}
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
 		return fmt.Errorf("must not contain a fragment")
 	}
 	return nil
