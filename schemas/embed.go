@@ -1,0 +1,13 @@
+// Package schemas embeds Handoff's wire contract, so that services and
+// tests use the same files that clients in other languages read.
+package schemas
+
+import "embed"
+
+// FS contains every .json and .yaml file of this directory, at its root.
+// These are the JSON Schemas (draft 2020-12) of event data and of the task
+// view, and openapi.yaml, the OpenAPI 3.1 document of the HTTP API. The
+// OpenAPI document refers to the JSON Schemas by their file names.
+//
+//go:embed *.json *.yaml
+var FS embed.FS

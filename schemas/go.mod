@@ -1,0 +1,3 @@
+module github.com/handoff-dev/handoff/schemas
+
+go 1.26
