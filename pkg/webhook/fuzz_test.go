@@ -19,7 +19,7 @@ const fuzzSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwMfKQ9r8GKYo="
 
 // FuzzVerifyHeaders feeds arbitrary header values to Verify. It must not
 // panic, every error must wrap one of the package's sentinels, and a
-// request is accepted only if its signature list holds the exact signature
+// request is accepted only if its signature list contains the exact signature
 // of the given id, timestamp and body.
 func FuzzVerifyHeaders(f *testing.F) {
 	signer, err := webhook.NewSigner([]string{fuzzSecret})
@@ -63,7 +63,7 @@ func FuzzVerifyHeaders(f *testing.F) {
 			return
 		}
 
-		// Accepted: the signature list must hold the expected signature.
+		// Accepted: the signature list must contain the expected signature.
 		parsed, perr := webhook.ParseTimestamp(timestamp)
 		require.NoError(t, perr)
 		want, serr := reference.Sign(id, parsed, payload)

@@ -18,7 +18,7 @@ type Signer struct {
 	keys []*standardwebhooks.Webhook
 }
 
-// NewSigner returns a Signer for secrets, which must hold at least one
+// NewSigner returns a Signer for secrets, which must contain at least one
 // whsec_ secret. The error wraps ErrInvalidSecret and names a bad secret by
 // its position.
 func NewSigner(secrets []string) (*Signer, error) {
