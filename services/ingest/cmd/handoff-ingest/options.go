@@ -1,0 +1,76 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/handoff-dev/handoff/events"
+	"github.com/handoff-dev/handoff/pkg/logging"
+	"github.com/handoff-dev/handoff/services/ingest"
+)
+
+// envPrefix starts the environment variable of every flag: --nats-url is
+// read from HANDOFF_NATS_URL when the flag is not given.
+const envPrefix = "HANDOFF_"
+
+// options are the command line settings of handoff-ingest.
+type options struct {
+	natsURL   string
+	httpAddr  string
+	logFormat string
+	logLevel  string
+	cfg       ingest.Config
+}
+
+// parseOptions reads flags from args, then the HANDOFF_* environment
+// variable of each flag not given, then the defaults. lookupEnv is
+// os.LookupEnv outside tests; this is the only place that reads the
+// environment.
+func parseOptions(args []string, lookupEnv func(string) (string, bool), output io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("handoff-ingest", flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.Usage = func() {
+		fmt.Fprintf(output, "Usage: handoff-ingest [flags]\n\nServe Handoff's HTTP API on the streams of a NATS server.\nEvery flag can also be set with HANDOFF_<FLAG>, such as HANDOFF_NATS_URL.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.natsURL, "nats-url", "nats://127.0.0.1:4222", "URL of the NATS server")
+	fs.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "listen address of the HTTP API")
+	fs.StringVar(&o.cfg.Namespace, "namespace", events.DefaultNamespace, "first token of every subject and prefix of the stream names")
+	fs.IntVar(&o.cfg.MaxInputBytes, "max-input-bytes", ingest.DefaultMaxInputBytes, "largest task input accepted, in bytes")
+	fs.BoolVar(&o.cfg.AllowUnregisteredTypes, "allow-unregistered-types", false, "accept task types that no live executor has registered, without checking their input")
+	fs.DurationVar(&o.cfg.MaxTTL, "max-ttl", ingest.DefaultMaxTTL, "longest ttl a task may keep; longer requests are lowered to it")
+	fs.StringVar(&o.logFormat, "log-format", string(logging.FormatJSON), "log format: json or console")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q; handoff-ingest takes only flags", fs.Arg(0))
+	}
+
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] {
+			return
+		}
+		name := envName(f.Name)
+		if value, ok := lookupEnv(name); ok {
+			if err := fs.Set(f.Name, value); err != nil {
+				errs = append(errs, fmt.Errorf("invalid %s %q: %w", name, value, err))
+			}
+		}
+	})
+	return o, errors.Join(errs...)
+}
+
+// envName returns the environment variable of a flag.
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}

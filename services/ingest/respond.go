@@ -1,0 +1,81 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
+// ContentTypeJSON is the media type of task views and other JSON bodies.
+const ContentTypeJSON = "application/json"
+
+// unavailableRetryAfter is the Retry-After, in seconds, of a 503 answer.
+const unavailableRetryAfter = 2
+
+// writeJSON sends v as a JSON response with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		// Views and health bodies always encode; report the bug anyway
+		// rather than send half a body.
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", ContentTypeJSON)
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// unavailable returns a 503 problem that asks the client to retry.
+func unavailable(detail string) *Problem {
+	p := newProblem(ProblemUnavailable, http.StatusServiceUnavailable, detail)
+	p.retryAfter = unavailableRetryAfter
+	return p
+}
+
+// internal returns a 500 problem. detail says what failed without the
+// error's text, which goes to the log.
+func internal(detail string) *Problem {
+	return newProblem(ProblemInternal, http.StatusInternalServerError, detail+"; the server logged the error")
+}
+
+// storeProblem turns a failed read or append into a problem: 503 when NATS
+// did not answer or is not connected, which a retry may fix, and 500
+// otherwise. what names the operation, such as "reading the task".
+func storeProblem(err error, what string) *Problem {
+	if isUnavailable(err) {
+		return unavailable(what + " failed because NATS did not answer in time or is not connected; retry later")
+	}
+	return internal(what + " failed")
+}
+
+func isUnavailable(err error) bool {
+	for _, target := range []error{
+		context.DeadlineExceeded,
+		nats.ErrTimeout,
+		nats.ErrNoResponders,
+		nats.ErrConnectionClosed,
+		nats.ErrConnectionDraining,
+		nats.ErrConnectionReconnecting,
+		nats.ErrDisconnected,
+		jetstream.ErrNoStreamResponse,
+		jetstream.ErrJetStreamNotEnabled,
+		jetstream.ErrStreamNotFound,
+	} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// fail logs err with fields at Error and sends p.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, p *Problem, msg string, err error, fields ...zap.Field) {
+	s.log.Error(msg, append(fields, zap.Error(err), zap.Int("status", p.Status))...)
+	writeProblem(w, r, p)
+}

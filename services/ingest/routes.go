@@ -1,0 +1,52 @@
+package ingest
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+)
+
+// routes registers every endpoint. Each path also gets a handler without a
+// method, which answers the other methods with 405 and an Allow header, and
+// every other path gets a 404 problem.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	handle := func(method, path string, h http.HandlerFunc) {
+		mux.HandleFunc(method+" "+path, h)
+		allow := method
+		if method == http.MethodGet {
+			allow = "GET, HEAD"
+		}
+		mux.HandleFunc(path, methodNotAllowed(allow))
+	}
+
+	handle(http.MethodPost, "/v1/tasks", s.handleSubmit)
+	handle(http.MethodGet, "/v1/tasks/{id}", s.handleGetTask)
+	handle(http.MethodGet, "/healthz", s.handleHealth)
+	handle(http.MethodGet, "/readyz", s.handleReady)
+
+	names := make([]string, 0, len(s.contract))
+	for name := range s.contract {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		handle(http.MethodGet, "/"+name, s.contract[name].serve)
+	}
+
+	mux.HandleFunc("/", handleNotFound)
+	return mux
+}
+
+func handleNotFound(w http.ResponseWriter, r *http.Request) {
+	writeProblem(w, r, newProblem(ProblemNotFound, http.StatusNotFound,
+		fmt.Sprintf("there is no resource at %s; tasks are under /v1/tasks, and /openapi.yaml describes the API", r.URL.Path)))
+}
+
+func methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeProblem(w, r, newProblem(ProblemMethodNotAllowed, http.StatusMethodNotAllowed,
+			fmt.Sprintf("method %s is not allowed on %s; use %s", r.Method, r.URL.Path, allow)))
+	}
+}

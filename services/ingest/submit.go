@@ -1,0 +1,276 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/handoff-dev/handoff/events"
+	"github.com/handoff-dev/handoff/pkg/bus"
+	"github.com/handoff-dev/handoff/pkg/logging"
+)
+
+// submitRetryAfter is the Retry-After, in seconds, of a new task: executors
+// usually start a task within a second.
+const submitRetryAfter = 1
+
+// maxListedTypes bounds the registered types an unknown-type problem names.
+const maxListedTypes = 20
+
+// handleSubmit serves POST /v1/tasks. It validates the request, stores the
+// task's submitted event and returns the task view folded from that event,
+// so the answer reflects the write without reading it back.
+func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
+	tenant, p := s.tenantOf(r)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	key, p := idempotencyKey(r.Header)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	body, p := s.readSubmitBody(w, r)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	req, p := decodeSubmitBody(body, s.cfg.MaxInputBytes, s.cfg.MaxDepth)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	if p := checkTaskType(req); p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+
+	// The hash covers the request as sent, before the type's registered
+	// defaults are applied, so a registration that changes its defaults
+	// does not turn a retry into a conflict.
+	hash, err := req.Submission.Hash(req.Type)
+	if err != nil {
+		s.fail(w, r, internal("hashing the submission failed"), "hashing a submission failed", err, zap.String(logging.KeyTaskType, req.Type))
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+
+	id := events.NewID()
+	if key != "" {
+		// A repeat is answered before the request is validated again, so
+		// it returns the task even after the type's registration ended or
+		// the deadline it asked for passed.
+		id = keyedTaskID(tenant, key)
+		existing, err := s.bus.ReadTask(ctx, tenant, id)
+		if err == nil {
+			s.answerRepeat(w, r, existing, hash)
+			return
+		}
+		if !errors.Is(err, bus.ErrTaskNotFound) {
+			s.fail(w, r, storeProblem(err, "reading the task of this Idempotency-Key"), "reading a keyed task failed", err, logging.Task(tenant, id, req.Type)...)
+			return
+		}
+	}
+
+	sub, p := s.prepareSubmission(req, time.Now())
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	sub.RequestHash = hash
+
+	task, ev, p := s.newSubmittedEvent(tenant, id, req.Type, sub)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+
+	// Expecting sequence 0 stores the event only if the task has no events
+	// yet, which makes a keyed id idempotent for as long as the task is
+	// kept, not only within the stream's duplicate window.
+	seq, err := s.bus.Append(ctx, &ev, bus.AppendOptions{ExpectSeq: 0, TTL: sub.TTL.Std()})
+	if errors.Is(err, bus.ErrConflict) && key != "" {
+		// A concurrent request with the same key stored its task first.
+		existing, rerr := s.bus.ReadTask(ctx, tenant, id)
+		if rerr == nil {
+			s.answerRepeat(w, r, existing, hash)
+			return
+		}
+		err = rerr
+	}
+	if err != nil {
+		s.fail(w, r, storeProblem(err, "storing the task"), "appending a submitted event failed", err, logging.Task(tenant, id, req.Type)...)
+		return
+	}
+	task.LastSeq = seq
+
+	s.log.Debug("task submitted", append(logging.Task(tenant, id, req.Type), zap.Uint64(logging.KeySeq, seq))...)
+	h := w.Header()
+	h.Set("Location", taskPath(id))
+	h.Set("Retry-After", fmt.Sprint(submitRetryAfter))
+	writeJSON(w, http.StatusAccepted, task.View())
+}
+
+// checkTaskType rejects requests that ask for a feature not built yet, and
+// task types that break the subject grammar.
+func checkTaskType(req *submitRequest) *Problem {
+	if req.Submission.RunAt != nil {
+		p := newProblem(ProblemNotSupported, http.StatusUnprocessableEntity, "run_at is not supported yet; submit the task when it should start")
+		p.Errors = []ProblemError{{Field: "run_at", Message: "is not supported yet"}}
+		return p
+	}
+	if err := events.ValidateTaskType(req.Type); err != nil {
+		p := newProblem(ProblemInvalidSubmission, http.StatusUnprocessableEntity, "type "+err.Error())
+		p.Errors = []ProblemError{{Field: "type", Message: err.Error()}}
+		return p
+	}
+	return nil
+}
+
+// answerRepeat answers a request whose Idempotency-Key already names a
+// task: 200 with the task's current view when the request is the same as
+// the first one, 422 otherwise.
+func (s *Server) answerRepeat(w http.ResponseWriter, r *http.Request, task *events.Task, hash string) {
+	if task.Submission.RequestHash != hash {
+		p := newProblem(ProblemIdempotencyKeyReused, http.StatusUnprocessableEntity,
+			fmt.Sprintf("this Idempotency-Key was first used for a different request, which created task %s; use a new key for a new task", task.ID))
+		writeProblem(w, r, p)
+		return
+	}
+
+	s.log.Debug("idempotent repeat of a submission", append(logging.Task(task.Tenant, task.ID, task.Type), zap.Uint64(logging.KeySeq, task.LastSeq))...)
+	h := w.Header()
+	h.Set("Location", taskPath(task.ID))
+	if !task.Terminal() {
+		h.Set("Retry-After", fmt.Sprint(retryAfterSeconds(task, time.Now())))
+	}
+	writeJSON(w, http.StatusOK, task.View())
+}
+
+// prepareSubmission checks the submission against the clock, the task
+// type's registration and its input schema, and returns it with defaults
+// applied: timeout and max_attempts from the registration, then Handoff's
+// own, and a ttl capped at Config.MaxTTL.
+func (s *Server) prepareSubmission(req *submitRequest, now time.Time) (events.Submission, *Problem) {
+	sub := req.Submission
+	tt, registered := s.types.Get(req.Type)
+	if !registered && !s.cfg.AllowUnregisteredTypes {
+		return sub, s.unknownType(req.Type)
+	}
+
+	if err := sub.Validate(now); err != nil {
+		var fieldErrs events.FieldErrors
+		if !errors.As(err, &fieldErrs) {
+			fieldErrs = events.FieldErrors{{Field: "request", Message: err.Error()}}
+		}
+		errs := make([]ProblemError, len(fieldErrs))
+		for i, fe := range fieldErrs {
+			errs[i] = ProblemError{Field: fe.Field, Message: fe.Message}
+		}
+		p := newProblem(ProblemInvalidSubmission, http.StatusUnprocessableEntity, fieldsDetail(errs))
+		p.Errors = errs
+		return sub, p
+	}
+
+	if registered {
+		schema, err := s.schemas.get(tt)
+		if err != nil {
+			s.log.Error("task type has an input schema that does not compile", zap.String(logging.KeyTaskType, tt.Name), zap.String("executor", tt.Executor), zap.Error(err))
+			return sub, internal(fmt.Sprintf("the input schema registered for task type %s does not compile", tt.Name))
+		}
+		if schema != nil {
+			if errs, total := validateInput(schema, sub.Input); total > 0 {
+				detail := fmt.Sprintf("input does not match the input schema of task type %s: %d violations", tt.Name, total)
+				if total > len(errs) {
+					detail += fmt.Sprintf(", of which the first %d are listed", len(errs))
+				}
+				p := newProblem(ProblemInvalidInput, http.StatusUnprocessableEntity, detail)
+				p.Errors = errs
+				return sub, p
+			}
+		}
+		if sub.Timeout == 0 {
+			sub.Timeout = tt.DefaultTimeout
+		}
+		if sub.MaxAttempts == 0 {
+			sub.MaxAttempts = tt.MaxAttempts
+		}
+	}
+
+	sub = sub.WithDefaults()
+	if sub.TTL.Std() > s.cfg.MaxTTL {
+		sub.TTL = events.Duration(s.cfg.MaxTTL)
+	}
+	return sub, nil
+}
+
+func (s *Server) unknownType(taskType string) *Problem {
+	var names []string
+	for _, tt := range s.types.List() {
+		names = append(names, tt.Name)
+	}
+	known := "no task types are registered"
+	switch {
+	case len(names) > maxListedTypes:
+		known = fmt.Sprintf("registered task types include %s", strings.Join(names[:maxListedTypes], ", "))
+	case len(names) > 0:
+		known = fmt.Sprintf("registered task types are %s", strings.Join(names, ", "))
+	}
+	p := newProblem(ProblemUnknownTaskType, http.StatusUnprocessableEntity,
+		fmt.Sprintf("task type %q is not registered by any live executor; %s", taskType, known))
+	p.Errors = []ProblemError{{Field: "type", Message: "is not registered by any live executor"}}
+	return p
+}
+
+// newSubmittedEvent returns the submitted event of a new task and the task
+// folded from it. Folding before the append proves that readers will
+// accept the event.
+func (s *Server) newSubmittedEvent(tenant, id, taskType string, sub events.Submission) (*events.Task, events.Event, *Problem) {
+	ev, err := events.NewEvent(events.KindSubmitted, tenant, id, taskType, s.cfg.Source, nil)
+	if err != nil {
+		s.log.Error("creating a submitted event failed", append(logging.Task(tenant, id, taskType), zap.Error(err))...)
+		return nil, ev, internal("creating the task's event failed")
+	}
+	ev.Data, err = encodeData(sub)
+	if err != nil {
+		s.log.Error("encoding a submission failed", append(logging.Task(tenant, id, taskType), zap.Error(err))...)
+		return nil, ev, internal("encoding the task's event failed")
+	}
+	if len(ev.Data) > s.maxEventData {
+		return nil, ev, newProblem(ProblemInputTooLarge, http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("the encoded task is %d bytes, larger than the %d bytes that the NATS server accepts in one event; send a smaller input", len(ev.Data), s.maxEventData))
+	}
+
+	task := &events.Task{}
+	if err := task.Apply(&ev); err != nil {
+		// The request passed validation, so the registration's defaults
+		// are what the fold rejects.
+		s.log.Error("the fold rejects a submitted event", append(logging.Task(tenant, id, taskType), zap.Error(err))...)
+		return nil, ev, internal(fmt.Sprintf("the task could not be recorded; the registration of task type %s may have defaults out of range", taskType))
+	}
+	return task, ev, nil
+}
+
+// encodeData encodes v as JSON without escaping <, > and &, which would
+// make an input up to six times larger in the event than in the request.
+func encodeData(v any) (json.RawMessage, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+func taskPath(id string) string { return "/v1/tasks/" + id }
