@@ -1,0 +1,220 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/handoff-dev/handoff/events"
+	"github.com/handoff-dev/handoff/pkg/bus"
+	"github.com/handoff-dev/handoff/pkg/logging"
+)
+
+// progressInterval is the least time between two progress events of a
+// task.
+const progressInterval = time.Second
+
+// attempt is one run of a handler for a task whose started event this
+// executor wrote. Only the goroutine that runs the attempt touches it,
+// except for report, which the handler fills.
+type attempt struct {
+	e      *Executor
+	msg    jetstream.Msg
+	tt     *taskType
+	log    *zap.Logger
+	number int
+
+	// task is the task's state, kept current by folding this attempt's
+	// own writes and replaced by a fresh read after a conflict.
+	task    *events.Task
+	timeout time.Duration
+	report  *progressReport
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	lastProgress time.Time
+}
+
+// outcome is what a handler returned.
+type outcome struct {
+	result any
+	err    error
+}
+
+// runAttempt runs tt's handler for task, whose started event was just
+// written, and records the outcome.
+func (e *Executor) runAttempt(msg jetstream.Msg, tt *taskType, task *events.Task) {
+	a := &attempt{
+		e:       e,
+		msg:     msg,
+		tt:      tt,
+		number:  task.Attempt,
+		task:    task,
+		timeout: attemptTimeout(task, tt, e.cfg.DefaultTimeout),
+		report:  newProgressReport(task.Checkpoint),
+		log:     e.log.With(append(logging.Task(task.Tenant, task.ID, task.Type), zap.Int(logging.KeyAttempt, task.Attempt))...),
+	}
+	parent, cancel := context.WithCancelCause(e.workCtx)
+	defer cancel(nil)
+	ctx, stop := context.WithTimeoutCause(parent, a.timeout, ErrAttemptTimeout)
+	defer stop()
+	a.ctx, a.cancel = ctx, cancel
+
+	t := &Task{
+		ID:      task.ID,
+		Type:    task.Type,
+		Tenant:  task.Tenant,
+		Attempt: task.Attempt,
+		Input:   task.Submission.Input,
+		report:  a.report,
+	}
+	a.log.Debug("attempt started", zap.Duration("timeout", a.timeout))
+	done := make(chan outcome, 1)
+	go func() { done <- callHandler(ctx, tt.handler, t) }()
+
+	a.settle(a.wait(done))
+}
+
+// attemptTimeout is the submission's timeout, else the task type's, else
+// the executor's default.
+func attemptTimeout(task *events.Task, tt *taskType, fallback time.Duration) time.Duration {
+	if d := task.Submission.Timeout.Std(); d > 0 {
+		return d
+	}
+	if tt.timeout > 0 {
+		return tt.timeout
+	}
+	return fallback
+}
+
+// callHandler runs h and turns a panic into a failed attempt.
+func callHandler(ctx context.Context, h Handler, t *Task) (out outcome) {
+	defer func() {
+		if r := recover(); r != nil {
+			out = outcome{err: &panicError{value: r, stack: debug.Stack()}}
+		}
+	}()
+	result, err := h(ctx, t)
+	return outcome{result: result, err: err}
+}
+
+// panicError is a handler's panic, recorded as a retryable failure.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (p *panicError) Error() string { return fmt.Sprintf("handler panicked: %v", p.value) }
+
+// wait waits for the handler while it heartbeats the message and writes
+// progress. A handler that has not returned KillGrace (plus a second for
+// an exec handler's own kill) after its context was cancelled is
+// abandoned: its outcome is the context's cause.
+func (a *attempt) wait(done <-chan outcome) outcome {
+	heartbeat := time.NewTicker(a.e.cfg.AckWait / 3)
+	defer heartbeat.Stop()
+	throttle := time.NewTimer(time.Hour)
+	throttle.Stop()
+	defer throttle.Stop()
+
+	var throttled <-chan time.Time
+	var abandon <-chan time.Time
+	ctxDone := a.ctx.Done()
+	for {
+		select {
+		case out := <-done:
+			return out
+
+		case <-heartbeat.C:
+			if err := a.msg.InProgress(); err != nil {
+				a.log.Debug("heartbeat failed", zap.Error(err))
+			}
+
+		case <-a.report.notify:
+			if throttled != nil {
+				continue
+			}
+			if wait := time.Until(a.lastProgress.Add(progressInterval)); wait > 0 {
+				throttle.Reset(wait)
+				throttled = throttle.C
+				continue
+			}
+			a.writeProgress()
+
+		case <-throttled:
+			throttled = nil
+			a.writeProgress()
+
+		case <-ctxDone:
+			ctxDone = nil
+			t := time.NewTimer(a.e.cfg.KillGrace + time.Second)
+			defer t.Stop()
+			abandon = t.C
+
+		case <-abandon:
+			a.log.Warn("abandoning a handler that did not return after its context was cancelled",
+				zap.NamedError("cause", context.Cause(a.ctx)), zap.Duration("kill_grace", a.e.cfg.KillGrace))
+			return outcome{err: context.Cause(a.ctx)}
+		}
+	}
+}
+
+// writeProgress writes the latest progress the handler reported. A
+// conflict means the task changed: the write is tried again if the
+// attempt is still current, and the handler is cancelled otherwise.
+func (a *attempt) writeProgress() {
+	percent, message, checkpoint, ok := a.report.take()
+	if !ok || a.ctx.Err() != nil {
+		return
+	}
+	a.lastProgress = time.Now()
+	data := events.Progress{Percent: percent, Message: message, Checkpoint: checkpoint}
+
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	for range maxConflicts {
+		err := a.e.write(ctx, a.task, events.KindProgress, data, a.number)
+		if err == nil {
+			return
+		}
+		if !bus.IsConflict(err) && !errors.Is(err, events.ErrIllegalTransition) {
+			a.log.Debug("writing progress failed", zap.Error(err))
+			return
+		}
+		if !a.refresh(ctx) {
+			return
+		}
+	}
+}
+
+// refresh re-reads the task and reports whether the attempt may go on. If
+// not, it cancels the handler with the reason.
+func (a *attempt) refresh(ctx context.Context) bool {
+	fresh, err := a.e.read(ctx, a.task.Tenant, a.task.ID)
+	switch {
+	case errors.Is(err, bus.ErrTaskNotFound):
+		a.cancel(ErrTaskEnded)
+		return false
+	case err != nil:
+		a.log.Debug("re-reading task failed", zap.Error(err))
+		return false
+	case fresh.Terminal():
+		a.cancel(ErrTaskEnded)
+		return false
+	case fresh.Attempt != a.number || fresh.Status != events.StatusRunning:
+		a.cancel(ErrAttemptSuperseded)
+		return false
+	}
+	a.task = fresh
+	if fresh.CancelRequested {
+		a.cancel(ErrCancelRequested)
+		return false
+	}
+	return true
+}

@@ -1,0 +1,279 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/handoff-dev/handoff/events"
+)
+
+// Exit statuses of exec handlers with a meaning beyond failure, from BSD's
+// sysexits.h.
+const (
+	// ExitTempFail (EX_TEMPFAIL) asks for another attempt.
+	ExitTempFail = 75
+	// ExitDataErr (EX_DATAERR) fails the task without another attempt,
+	// for input that can never succeed.
+	ExitDataErr = 65
+)
+
+const (
+	// stderrTailSize bounds the stderr kept for the error message.
+	stderrTailSize = 4 << 10
+	// maxStderrLine bounds one stderr line; longer lines are split.
+	maxStderrLine = 64 << 10
+	// progressPrefix starts a stderr line that reports progress.
+	progressPrefix = "progress:"
+)
+
+// PassedEnv lists the variables of the executor's environment that exec
+// handlers inherit. Everything else is dropped, so the executor's own
+// credentials do not leak to handlers; a type adds what it needs with env.
+var PassedEnv = []string{"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER"}
+
+// execHandler runs a program per attempt:
+//   - the input is its stdin, and HANDOFF_TASK_ID, HANDOFF_TASK_TYPE,
+//     HANDOFF_ATTEMPT and HANDOFF_TENANT are set in its environment;
+//   - stdout is the result and must be JSON (empty means null), at most
+//     the result limit;
+//   - stderr lines "progress: <percent> <message>" report progress, and
+//     the last 4 KiB of the other lines go into the error message;
+//   - exit 0 succeeds, ExitTempFail and every other status but
+//     ExitDataErr fail the attempt and are retried while attempts remain,
+//     ExitDataErr fails the task at once;
+//   - it runs in its own process group, which gets SIGTERM when the
+//     attempt is cancelled or times out and SIGKILL KillGrace later.
+type execHandler struct {
+	program   string
+	args      []string
+	dir       string
+	env       []string
+	killGrace time.Duration
+	limit     int
+}
+
+func newExecHandler(tc TypeConfig, cfg Config) (*execHandler, error) {
+	program, err := resolveProgram(tc.Command[0], cfg.BaseDir)
+	if err != nil {
+		return nil, err
+	}
+	env := make([]string, 0, len(PassedEnv)+len(tc.Env)+4)
+	for _, k := range PassedEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	keys := make([]string, 0, len(tc.Env))
+	for k := range tc.Env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+tc.Env[k])
+	}
+	return &execHandler{
+		program:   program,
+		args:      tc.Command[1:],
+		dir:       tc.Dir,
+		env:       env,
+		killGrace: cfg.KillGrace,
+		limit:     cfg.ResultLimit,
+	}, nil
+}
+
+func (h *execHandler) run(ctx context.Context, t *Task) (any, error) {
+	cmd := exec.CommandContext(ctx, h.program, h.args...)
+	cmd.Dir = h.dir
+	cmd.Env = append(slices.Clip(h.env),
+		"HANDOFF_TASK_ID="+t.ID,
+		"HANDOFF_TASK_TYPE="+t.Type,
+		"HANDOFF_ATTEMPT="+strconv.Itoa(t.Attempt),
+		"HANDOFF_TENANT="+t.Tenant,
+	)
+	cmd.Stdin = bytes.NewReader(t.Input)
+	stdout := &cappedBuffer{limit: h.limit}
+	stderr := &stderrParser{task: t}
+	cmd.Stdout = stdout
+	cmd.Stderr = stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return signalGroup(cmd.Process.Pid, syscall.SIGTERM) }
+	// os/exec kills the process and closes its pipes KillGrace after the
+	// cancel; the rest of the group is killed below.
+	cmd.WaitDelay = h.killGrace
+
+	if err := cmd.Start(); err != nil {
+		return nil, Permanent(fmt.Errorf("start %s: %w", h.program, err))
+	}
+	waitErr := cmd.Wait()
+	stderr.flush()
+	if ctx.Err() != nil {
+		// Processes of the group that outlived the leader, such as a
+		// child that ignores SIGTERM, go too.
+		_ = signalGroup(cmd.Process.Pid, syscall.SIGKILL)
+	}
+
+	if waitErr == nil {
+		return h.result(stdout)
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("%w: %s%s", context.Cause(ctx), describeExit(waitErr), stderr.summary())
+	}
+	var exitErr *exec.ExitError
+	if errors.As(waitErr, &exitErr) {
+		err := fmt.Errorf("%s%s", describeExit(waitErr), stderr.summary())
+		return nil, failure(events.CodeExitStatus, exitErr.ExitCode() == ExitDataErr, err)
+	}
+	if errors.Is(waitErr, exec.ErrWaitDelay) {
+		_ = signalGroup(cmd.Process.Pid, syscall.SIGKILL)
+		return nil, failure(events.CodeExitStatus, false, fmt.Errorf("exited, but its stdout or stderr stayed open for %s, held by a process it started%s", h.killGrace, stderr.summary()))
+	}
+	return nil, failure(events.CodeHandlerError, false, fmt.Errorf("run %s: %w", h.program, waitErr))
+}
+
+// result turns the program's stdout into the attempt's result.
+func (h *execHandler) result(stdout *cappedBuffer) (any, error) {
+	if stdout.overflow {
+		return nil, failure(events.CodeResultTooLarge, true, fmt.Errorf("stdout is longer than the inline result limit of %d bytes", h.limit))
+	}
+	out := bytes.TrimSpace(stdout.buf.Bytes())
+	if len(out) == 0 {
+		return json.RawMessage("null"), nil
+	}
+	if !json.Valid(out) {
+		return nil, failure(events.CodeInvalidOutput, true, fmt.Errorf("stdout is not JSON; it starts with %s", excerpt(out, 120)))
+	}
+	return json.RawMessage(out), nil
+}
+
+// describeExit says how the process ended: "exit status 3" or "signal:
+// killed".
+func describeExit(err error) string {
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		switch code := exitErr.ExitCode(); code {
+		case ExitTempFail:
+			return "exit status 75 (EX_TEMPFAIL, retry requested)"
+		case ExitDataErr:
+			return "exit status 65 (EX_DATAERR, no retry)"
+		}
+		return exitErr.String()
+	}
+	return err.Error()
+}
+
+// signalGroup sends sig to the process group led by pid. A group that is
+// already gone is not an error.
+func signalGroup(pid int, sig syscall.Signal) error {
+	err := syscall.Kill(-pid, sig)
+	if errors.Is(err, syscall.ESRCH) {
+		return os.ErrProcessDone
+	}
+	return err
+}
+
+// excerpt quotes the first n bytes of b for an error message.
+func excerpt(b []byte, n int) string {
+	suffix := ""
+	if len(b) > n {
+		b, suffix = b[:n], "..."
+	}
+	return strconv.Quote(strings.ToValidUTF8(string(b), "\uFFFD")) + suffix
+}
+
+// cappedBuffer keeps up to limit bytes and notes whether more came. It
+// accepts every write, so the program never blocks on a full pipe.
+type cappedBuffer struct {
+	buf      bytes.Buffer
+	limit    int
+	overflow bool
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	room := c.limit - c.buf.Len()
+	if len(p) > room {
+		c.overflow = true
+		if room > 0 {
+			c.buf.Write(p[:room])
+		}
+		return len(p), nil
+	}
+	c.buf.Write(p)
+	return len(p), nil
+}
+
+// stderrParser splits stderr into lines, reports the progress lines and
+// keeps the tail of the others. os/exec writes to it from one goroutine,
+// and it is read only after Wait returns.
+type stderrParser struct {
+	task    *Task
+	partial []byte
+	tail    []byte
+}
+
+func (s *stderrParser) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			s.partial = append(s.partial, p...)
+			if len(s.partial) >= maxStderrLine {
+				s.line(s.partial)
+				s.partial = s.partial[:0]
+			}
+			break
+		}
+		if len(s.partial) > 0 {
+			s.partial = append(s.partial, p[:i]...)
+			s.line(s.partial)
+			s.partial = s.partial[:0]
+		} else {
+			s.line(p[:i])
+		}
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+func (s *stderrParser) flush() {
+	if len(s.partial) > 0 {
+		s.line(s.partial)
+		s.partial = nil
+	}
+}
+
+func (s *stderrParser) line(l []byte) {
+	l = bytes.TrimRight(l, "\r")
+	if rest, ok := bytes.CutPrefix(l, []byte(progressPrefix)); ok {
+		fields := strings.TrimSpace(string(rest))
+		number, message, _ := strings.Cut(fields, " ")
+		if percent, err := strconv.ParseFloat(number, 64); err == nil {
+			s.task.Progress(percent, strings.TrimSpace(message))
+			return
+		}
+	}
+	s.tail = append(s.tail, l...)
+	s.tail = append(s.tail, '\n')
+	if over := len(s.tail) - stderrTailSize; over > 0 {
+		s.tail = append(s.tail[:0], s.tail[over:]...)
+	}
+}
+
+// summary returns ": stderr: <tail>" for an error message, or "" when
+// stderr had nothing but progress.
+func (s *stderrParser) summary() string {
+	tail := strings.TrimSpace(strings.ToValidUTF8(string(s.tail), "\uFFFD"))
+	if tail == "" {
+		return ""
+	}
+	return "; stderr: " + tail
+}

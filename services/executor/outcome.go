@@ -1,0 +1,172 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/handoff-dev/handoff/events"
+	"github.com/handoff-dev/handoff/pkg/bus"
+)
+
+// finalWriteTries bounds the tries of an outcome write that fails for
+// another reason than a conflict, such as a lost connection.
+const finalWriteTries = 5
+
+// settle records the outcome of the attempt and acknowledges its message.
+// It is the one place where an attempt's outcome becomes an event and an
+// ack, a delayed nak or, when the attempt lost its task, nothing.
+func (a *attempt) settle(out outcome) {
+	cause := context.Cause(a.ctx)
+	switch {
+	case errors.Is(cause, ErrAttemptSuperseded):
+		a.log.Info("dropping the result of a superseded attempt")
+		return
+	case errors.Is(cause, ErrTaskEnded):
+		a.log.Debug("task ended while the attempt ran")
+		a.e.ack(a.msg)
+		return
+	case out.err != nil && errors.Is(cause, ErrShutdown):
+		a.log.Info("returning the task to the pool at shutdown")
+		a.e.nak(a.msg, 0)
+		return
+	case out.err != nil && errors.Is(cause, ErrAttemptTimeout):
+		out.err = failure(events.CodeTimeout, false, fmt.Errorf("attempt timed out after %s: %w", a.timeout, out.err))
+	}
+	var pe *panicError
+	if errors.As(out.err, &pe) {
+		a.log.Warn("handler panicked", zap.Any("panic", pe.value), zap.ByteString("stack", pe.stack))
+		out.err = failure(events.CodePanic, false, pe)
+	}
+	result, err := encodeResult(out, a.e.cfg.ResultLimit)
+
+	// The outcome write must survive shutdown.
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	failures := 0
+	for conflicts := 0; conflicts < maxConflicts; {
+		d := decideOutcome(a.task, result, err, a.e.cfg.Retry, time.Now())
+		if cerr := a.task.Check(d.kind); cerr != nil {
+			a.log.Info("dropping the outcome: the task moved on", zap.String("outcome", string(d.kind)), zap.Error(cerr))
+			a.e.ack(a.msg)
+			return
+		}
+
+		werr := a.e.write(ctx, a.task, d.kind, d.data, a.number)
+		if werr == nil {
+			a.log.Debug("attempt settled", zap.String("outcome", string(d.kind)))
+			if d.step == stepRetryLater {
+				a.e.nak(a.msg, d.delay)
+			} else {
+				a.e.ack(a.msg)
+			}
+			return
+		}
+
+		if !bus.IsConflict(werr) {
+			failures++
+			if failures >= finalWriteTries {
+				a.log.Warn("recording the outcome failed; the task is taken over after the ack wait", zap.Error(werr))
+				return
+			}
+			sleep(ctx, time.Duration(failures)*100*time.Millisecond)
+			continue
+		}
+
+		conflicts++
+		fresh, rerr := a.e.read(ctx, a.task.Tenant, a.task.ID)
+		switch {
+		case errors.Is(rerr, bus.ErrTaskNotFound):
+			a.e.ack(a.msg)
+			return
+		case rerr != nil:
+			a.log.Warn("re-reading the task after a conflict failed; the task is taken over after the ack wait", zap.Error(rerr))
+			return
+		case fresh.Terminal():
+			a.log.Info("dropping the outcome: the task ended first", zap.String("status", string(fresh.Status)))
+			a.e.ack(a.msg)
+			return
+		case fresh.Attempt != a.number:
+			// Another executor took the task over and now holds the
+			// message, so this one must neither ack nor nak it.
+			a.log.Info("dropping the result: another executor took the task over",
+				zap.Int("current_attempt", fresh.Attempt), zap.String("current_executor", fresh.Executor))
+			return
+		}
+		a.task = fresh
+	}
+	a.log.Warn("recording the outcome kept conflicting; the task is taken over after the ack wait")
+}
+
+// encodeResult returns a successful outcome's result as JSON, or the error
+// that fails the attempt instead.
+func encodeResult(out outcome, limit int) (json.RawMessage, error) {
+	if out.err != nil {
+		return nil, out.err
+	}
+	b, err := json.Marshal(out.result)
+	if err != nil {
+		return nil, failure(events.CodeInvalidOutput, true, fmt.Errorf("encode result: %w", err))
+	}
+	if len(b) > limit {
+		// TODO: store results over the inline limit in the handoff-results
+		// object store and record a result_ref instead of failing.
+		return nil, failure(events.CodeResultTooLarge, true, fmt.Errorf("result is %d bytes, more than the inline limit of %d", len(b), limit))
+	}
+	return b, nil
+}
+
+// decideOutcome maps an attempt's result or error to the event that
+// records it on task, now. A requested cancel wins over any outcome, a
+// requested pause turns a retry into a pause, and a retryable error is
+// retried while attempts remain.
+func decideOutcome(task *events.Task, result json.RawMessage, err error, policy RetryPolicy, now time.Time) decision {
+	if task.CancelRequested {
+		return decision{step: stepWrite, kind: events.KindCancelled, data: events.Reason{Reason: task.Reason}}
+	}
+	if err == nil {
+		return decision{step: stepWrite, kind: events.KindSucceeded, data: events.Succeeded{Result: result}}
+	}
+
+	te, after := taskError(err)
+	if te.Retryable && task.Failures+1 < task.MaxAttempts() {
+		if task.PauseRequested {
+			return decision{step: stepWrite, kind: events.KindPaused, data: events.Paused{Checkpoint: task.Checkpoint, Reason: task.Reason}}
+		}
+		delay := policy.backoff(task.Failures + 1)
+		if after > 0 {
+			delay = min(after, policy.Max)
+		}
+		return decision{step: stepRetryLater, kind: events.KindRetrying, delay: delay,
+			data: events.Retrying{Attempt: task.Attempt, Error: te, NextAttemptAt: now.Add(delay).UTC()}}
+	}
+	return decision{step: stepWrite, kind: events.KindFailed, data: events.Failed{Error: te}}
+}
+
+// backoff returns the delay after the failures-th failure: Initial doubled
+// for each earlier failure, capped at Max, of which a random half is
+// jitter so that tasks that failed together do not retry together.
+func (p RetryPolicy) backoff(failures int) time.Duration {
+	d := p.Initial
+	for i := 1; i < failures && d < p.Max; i++ {
+		d *= 2
+	}
+	d = min(d, p.Max)
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

@@ -1,0 +1,108 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sync"
+)
+
+// Handler runs one attempt of a task. It returns the result, which is
+// encoded as JSON, or an error. Errors are retried while attempts remain,
+// unless wrapped with [Permanent]; [RetryAfter] sets the delay. ctx carries
+// the attempt's timeout and is cancelled with a cause (see the Err
+// variables) when the attempt must stop; context.Cause tells which. A
+// panic counts as a failed attempt.
+type Handler func(ctx context.Context, t *Task) (any, error)
+
+// Task is what a handler sees of the task it runs. Its methods are safe
+// for concurrent use.
+type Task struct {
+	ID     string
+	Type   string
+	Tenant string
+	// Attempt counts the task's attempts, from 1.
+	Attempt int
+	// Input is the submission's input, valid against the type's schema.
+	Input json.RawMessage
+
+	report *progressReport
+}
+
+// Progress reports how far the attempt got. percent is clamped to 0..100;
+// NaN is ignored. Progress events are written at most once a second per
+// task, each with the latest values, so reports in between are merged.
+func (t *Task) Progress(percent float64, message string) {
+	if math.IsNaN(percent) {
+		return
+	}
+	percent = min(max(percent, 0), 100)
+	t.report.set(func(r *progressReport) {
+		r.percent = percent
+		r.message = message
+	})
+}
+
+// Checkpoint records v, encoded as JSON, as the point from which a later
+// attempt can resume. It is written with the next progress event, and
+// schedules one if the handler reports no progress.
+func (t *Task) Checkpoint(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode checkpoint: %w", err)
+	}
+	t.report.set(func(r *progressReport) {
+		r.checkpoint = b
+		r.lastCheckpoint = b
+	})
+	return nil
+}
+
+// LastCheckpoint returns the latest checkpoint: the one this attempt
+// recorded, else the one an earlier attempt left, else nil.
+func (t *Task) LastCheckpoint() json.RawMessage {
+	t.report.mu.Lock()
+	defer t.report.mu.Unlock()
+	return t.report.lastCheckpoint
+}
+
+// progressReport holds the progress a handler reported and not yet
+// written. The attempt loop takes it when the throttle allows.
+type progressReport struct {
+	mu             sync.Mutex
+	pending        bool
+	percent        float64
+	message        string
+	checkpoint     json.RawMessage
+	lastCheckpoint json.RawMessage
+	// notify wakes the attempt loop; one buffered signal is enough.
+	notify chan struct{}
+}
+
+func newProgressReport(lastCheckpoint json.RawMessage) *progressReport {
+	return &progressReport{lastCheckpoint: lastCheckpoint, notify: make(chan struct{}, 1)}
+}
+
+func (r *progressReport) set(update func(*progressReport)) {
+	r.mu.Lock()
+	update(r)
+	r.pending = true
+	r.mu.Unlock()
+	select {
+	case r.notify <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the pending progress and clears it.
+func (r *progressReport) take() (percent float64, message string, checkpoint json.RawMessage, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.pending {
+		return 0, "", nil, false
+	}
+	r.pending = false
+	checkpoint, r.checkpoint = r.checkpoint, nil
+	return r.percent, r.message, checkpoint, true
+}
