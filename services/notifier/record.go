@@ -1,0 +1,46 @@
+package notifier
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/handoff-dev/handoff/events"
+	"github.com/handoff-dev/handoff/pkg/bus"
+)
+
+// record appends the attempt to the task as a delivered or delivery_failed
+// event. Delivery records skip the compare-and-set, so they never conflict
+// with the task's other writers, and they carry the task's remaining TTL so
+// that they expire with its other events.
+func (n *Notifier) record(ctx context.Context, task *events.Task, ev *events.Event, ep Endpoint, attempt int, res attemptResult) error {
+	kind := events.KindDeliveryFailed
+	if classify(res) == verdictDelivered {
+		kind = events.KindDelivered
+	}
+	if err := task.Check(kind); err != nil {
+		return fmt.Errorf("record %s on task %s: %w", kind, task.ID, err)
+	}
+
+	data := events.Delivery{
+		EventID:    ev.ID,
+		EventKind:  ev.Kind,
+		Endpoint:   ep.Redacted(),
+		Attempt:    attempt,
+		StatusCode: res.StatusCode,
+		Error:      describe(res),
+		Duration:   events.Duration(res.Duration),
+	}
+	rec, err := events.NewEvent(kind, ev.Tenant, ev.TaskID, ev.TaskType, n.source, data)
+	if err != nil {
+		return err
+	}
+	rec.TraceParent, rec.TraceState = ev.TraceParent, ev.TraceState
+
+	ctx, cancel := context.WithTimeout(ctx, taskIOTimeout)
+	defer cancel()
+	if _, err := n.bus.Append(ctx, &rec, bus.AppendOptions{TTL: task.TTLLeft(time.Now())}); err != nil {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,175 @@
+package notifier
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/handoff-dev/handoff/events"
+	"github.com/handoff-dev/handoff/pkg/webhook"
+)
+
+// UserAgent is the User-Agent header of every webhook request.
+const UserAgent = "Handoff-Notifier"
+
+// maxResponseDrain bounds how much of a response body is read, only so
+// that the connection can be reused. The body itself is ignored.
+const maxResponseDrain = 64 << 10
+
+// errUnsendable is wrapped by errors that no retry can fix, such as an
+// invalid webhook URL.
+var errUnsendable = errors.New("webhook cannot be sent")
+
+// Endpoint is a receiver of webhook requests.
+type Endpoint struct {
+	// URL is where the requests go. It may contain tokens in its query.
+	URL string
+}
+
+// Redacted returns the URL without query, fragment and user information,
+// which may contain tokens. Delivery records store this form.
+func (e Endpoint) Redacted() string {
+	u, err := url.Parse(e.URL)
+	if err != nil {
+		return "(invalid URL)"
+	}
+	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment, u.User = "", false, "", "", nil
+	return u.String()
+}
+
+// Origin returns the scheme, host and port of the URL, the part of it that
+// is safe to log: paths too can contain tokens.
+func (e Endpoint) Origin() string {
+	u, err := url.Parse(e.URL)
+	if err != nil {
+		return "(invalid URL)"
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// attemptResult is what one webhook request came to.
+type attemptResult struct {
+	// StatusCode is the response status, or 0 when no response arrived.
+	StatusCode int
+	// RetryAfter is the delay the response's Retry-After header asks for,
+	// or 0.
+	RetryAfter time.Duration
+	// Err is why no response arrived, or nil.
+	Err      error
+	Duration time.Duration
+}
+
+// sender makes webhook requests: one signed POST per call, with a timeout,
+// through a client that rejects internal addresses and follows no
+// redirects.
+type sender struct {
+	client  *http.Client
+	signer  *webhook.Signer
+	timeout time.Duration
+}
+
+func newSender(cfg Config, signer *webhook.Signer) *sender {
+	return &sender{client: newHTTPClient(cfg), signer: signer, timeout: cfg.Timeout}
+}
+
+// newHTTPClient returns the webhook HTTP client. Its dialer checks every
+// resolved address with CheckAddr, and it uses no proxy, because a proxy
+// would connect on its behalf and bypass that check.
+func newHTTPClient(cfg Config) *http.Client {
+	dialer := &net.Dialer{
+		Timeout:        cfg.Timeout,
+		KeepAlive:      30 * time.Second,
+		ControlContext: dialControl(cfg.AllowLoopback),
+	}
+	transport := &http.Transport{
+		Proxy:                  nil,
+		DialContext:            dialer.DialContext,
+		ForceAttemptHTTP2:      true,
+		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSHandshakeTimeout:    10 * time.Second,
+		MaxIdleConns:           100,
+		MaxIdleConnsPerHost:    8,
+		IdleConnTimeout:        90 * time.Second,
+		MaxResponseHeaderBytes: 64 << 10,
+	}
+	return &http.Client{
+		Transport: transport,
+		// A redirect is a failed delivery, as Standard Webhooks asks, and
+		// following it could lead past the address check to another host.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// send POSTs ev to ep as a signed structured-mode CloudEvent and returns
+// what came of it. The webhook-id is the event id, so it is the same on
+// every retry, and webhook-timestamp is the time of this attempt.
+func (s *sender) send(ctx context.Context, ev *events.Event, ep Endpoint) attemptResult {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+
+	start := time.Now()
+	req, err := s.request(ctx, ev, ep, start)
+	if err != nil {
+		return attemptResult{Err: err}
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return attemptResult{Err: s.transportError(err), Duration: time.Since(start)}
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxResponseDrain))
+	_ = resp.Body.Close()
+
+	return attemptResult{
+		StatusCode: resp.StatusCode,
+		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		Duration:   time.Since(start),
+	}
+}
+
+func (s *sender) request(ctx context.Context, ev *events.Event, ep Endpoint, now time.Time) (*http.Request, error) {
+	if err := events.ValidateWebhookURL(ep.URL); err != nil {
+		return nil, fmt.Errorf("%w: webhook URL %s %w", errUnsendable, ep.Redacted(), err)
+	}
+	body, err := structuredEvent(ev)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errUnsendable, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("%w: build request to %s: %w", errUnsendable, ep.Redacted(), err)
+	}
+	req.Header.Set("Content-Type", contentTypeStructured)
+	req.Header.Set("User-Agent", UserAgent)
+	if err := s.signer.SetHeaders(req.Header, ev.ID, now, body); err != nil {
+		return nil, fmt.Errorf("%w: %w", errUnsendable, err)
+	}
+	return req, nil
+}
+
+// transportError drops the URL that net/http puts into its errors, since
+// the query may contain tokens, and names a timeout as such.
+func (s *sender) transportError(err error) error {
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		err = urlErr.Err
+	}
+	if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+		return fmt.Errorf("timed out: no response within %s: %w", s.timeout, err)
+	}
+	return err
+}
+
+func isTimeout(err error) bool {
+	var netErr net.Error
+	return errors.As(err, &netErr) && netErr.Timeout()
+}
+
+// closeIdleConnections closes the keep-alive connections of the client.
+func (s *sender) closeIdleConnections() { s.client.CloseIdleConnections() }
