@@ -293,7 +293,7 @@ func fieldsDetail(errs []ProblemError) string {
 		if name == "" {
 			name = e.Pointer
 		}
-		parts[i] = name + " " + e.Message
+		parts[i] = name + ": " + e.Message
 	}
 	return strings.Join(parts, "; ")
 }

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+
+	"github.com/handoff-dev/handoff/events"
 )
 
 // ContentTypeJSON is the media type of task views and other JSON bodies.
@@ -57,6 +60,7 @@ func storeProblem(err error, what string) *Problem {
 func isUnavailable(err error) bool {
 	for _, target := range []error{
 		context.DeadlineExceeded,
+		context.Canceled,
 		nats.ErrTimeout,
 		nats.ErrNoResponders,
 		nats.ErrConnectionClosed,
@@ -74,8 +78,30 @@ func isUnavailable(err error) bool {
 	return false
 }
 
-// fail logs err with fields at Error and sends p.
+// fail logs err with fields and sends p: at Warn for a 503, which a retry
+// may fix, and at Error otherwise.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, p *Problem, msg string, err error, fields ...zap.Field) {
-	s.log.Error(msg, append(fields, zap.Error(err), zap.Int("status", p.Status))...)
+	fields = append(fields, zap.Error(err), zap.Int("status", p.Status))
+	if p.Status == http.StatusServiceUnavailable {
+		s.log.Warn(msg, fields...)
+	} else {
+		s.log.Error(msg, fields...)
+	}
 	writeProblem(w, r, p)
+}
+
+// readTask reads and folds a task within ctx. The batch read behind
+// [bus.Bus.ReadTask] ends without an error when no reply arrives before
+// ctx's deadline or when the connection closes, which looks like a task
+// without events or with fewer events. A read that outlived ctx or the
+// connection is therefore reported as failed, whatever it returned.
+func (s *Server) readTask(ctx context.Context, tenant, id string) (*events.Task, error) {
+	task, err := s.bus.ReadTask(ctx, tenant, id)
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return nil, fmt.Errorf("read task %s: %w", id, ctxErr)
+	}
+	if s.bus.Conn().IsClosed() {
+		return nil, fmt.Errorf("read task %s: %w", id, nats.ErrConnectionClosed)
+	}
+	return task, err
 }

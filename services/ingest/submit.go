@@ -71,7 +71,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		// it returns the task even after the type's registration ended or
 		// the deadline it asked for passed.
 		id = keyedTaskID(tenant, key)
-		existing, err := s.bus.ReadTask(ctx, tenant, id)
+		existing, err := s.readTask(ctx, tenant, id)
 		if err == nil {
 			s.answerRepeat(w, r, existing, hash)
 			return
@@ -101,7 +101,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	seq, err := s.bus.Append(ctx, &ev, bus.AppendOptions{ExpectSeq: 0, TTL: sub.TTL.Std()})
 	if errors.Is(err, bus.ErrConflict) && key != "" {
 		// A concurrent request with the same key stored its task first.
-		existing, rerr := s.bus.ReadTask(ctx, tenant, id)
+		existing, rerr := s.readTask(ctx, tenant, id)
 		if rerr == nil {
 			s.answerRepeat(w, r, existing, hash)
 			return
@@ -130,8 +130,9 @@ func checkTaskType(req *submitRequest) *Problem {
 		return p
 	}
 	if err := events.ValidateTaskType(req.Type); err != nil {
-		p := newProblem(ProblemInvalidSubmission, http.StatusUnprocessableEntity, "type "+err.Error())
-		p.Errors = []ProblemError{{Field: "type", Message: err.Error()}}
+		message := strings.TrimPrefix(err.Error(), events.ErrInvalidToken.Error()+": ")
+		p := newProblem(ProblemInvalidSubmission, http.StatusUnprocessableEntity, "type: "+message)
+		p.Errors = []ProblemError{{Field: "type", Message: message}}
 		return p
 	}
 	return nil

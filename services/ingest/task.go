@@ -32,7 +32,7 @@ func (s *Server) handleGetTask(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
-	task, err := s.bus.ReadTask(ctx, tenant, id)
+	task, err := s.readTask(ctx, tenant, id)
 	if errors.Is(err, bus.ErrTaskNotFound) {
 		writeProblem(w, r, taskNotFound(id))
 		return
