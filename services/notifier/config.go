@@ -61,8 +61,8 @@ type Config struct {
 	// addresses stay rejected; see [CheckAddr].
 	AllowLoopback bool
 
-	// Timeout bounds one delivery attempt, from dialing to the response
-	// headers. Zero means DefaultTimeout (15s).
+	// Timeout bounds one delivery attempt, from dialing to the end of the
+	// response. Zero means DefaultTimeout (15s).
 	Timeout time.Duration
 
 	// Backoff lists the delays before each retry; its length is the number

@@ -2,12 +2,13 @@
 //
 // A notifier consumes the terminal events (succeeded, failed, cancelled,
 // rejected, expired) and the input_required events of every task type from
-// the tasks stream, through a durable consumer that all instances of a
-// namespace share. For an event whose task was submitted with a webhook
-// URL, it POSTs the event as a structured-mode CloudEvent
-// (application/cloudevents+json), signed per Standard Webhooks with every
-// configured secret: webhook-id is the event id, the same on each retry,
-// and webhook-timestamp is the time of the attempt.
+// the tasks stream. All instances of a namespace share one durable
+// consumer. For an event whose task was submitted with a webhook URL, the
+// notifier POSTs the event as a structured-mode CloudEvent
+// (application/cloudevents+json). The request is signed per Standard
+// Webhooks with every configured secret. Its webhook-id is the event id,
+// the same on each retry, and its webhook-timestamp is the time of the
+// attempt.
 //
 // Delivery rules:
 //   - 2xx delivers. A network error, a timeout, 408, 429 and 5xx are
@@ -16,8 +17,8 @@
 //     followed) and 410, gives up at once, as does an address that
 //     [CheckAddr] rejects.
 //   - The attempt number is the number of times JetStream delivered the
-//     event to the consumer, so a redelivery after a crash or a shutdown
-//     counts as an attempt.
+//     event to the consumer. So a redelivery after a crash, a shutdown or a
+//     failed read of the task counts as an attempt too.
 //   - Every attempt is recorded on the task as a delivered or
 //     delivery_failed event, with the endpoint URL minus its query string.
 //     Logs name only the endpoint's scheme and host, because paths and

@@ -57,16 +57,16 @@ func CheckAddr(ip netip.Addr, allowLoopback bool) error {
 	if !ip.IsValid() {
 		return fmt.Errorf("%w: invalid IP address", ErrAddressRejected)
 	}
-	shown := ip
+	original := ip
 	ip = ip.WithZone("").Unmap()
 
 	if reason := rejectReason(ip, allowLoopback); reason != "" {
-		return fmt.Errorf("%w: %s is %s", ErrAddressRejected, shown, reason)
+		return fmt.Errorf("%w: %s is %s", ErrAddressRejected, original, reason)
 	}
 	if ip.Is6() && (nat64Prefix.Contains(ip) || sixToFour.Contains(ip)) {
 		inner := embeddedIPv4(ip)
 		if reason := rejectReason(inner, allowLoopback); reason != "" {
-			return fmt.Errorf("%w: %s embeds %s, which is %s", ErrAddressRejected, shown, inner, reason)
+			return fmt.Errorf("%w: %s embeds %s, which is %s", ErrAddressRejected, original, inner, reason)
 		}
 	}
 	return nil

@@ -108,7 +108,7 @@ type request struct {
 }
 
 // receiver is a webhook receiver on 127.0.0.1 that records every request
-// and answers with respond, which gets the request's number from 1.
+// and responds with respond, which gets the request's number from 1.
 type receiver struct {
 	*httptest.Server
 	respond func(n int, w http.ResponseWriter, r *http.Request)
@@ -144,12 +144,12 @@ func (rcv *receiver) requests() []request {
 	return append([]request(nil), rcv.reqs...)
 }
 
-// status answers every request with code.
+// status responds to every request with code.
 func status(code int) func(int, http.ResponseWriter, *http.Request) {
 	return func(_ int, w http.ResponseWriter, _ *http.Request) { w.WriteHeader(code) }
 }
 
-// sequence answers request n with codes[n-1], and the last code after.
+// sequence responds to request n with codes[n-1], and with the last code after.
 func sequence(codes ...int) func(int, http.ResponseWriter, *http.Request) {
 	return func(n int, w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(codes[min(n, len(codes))-1])

@@ -108,12 +108,12 @@ func (n *Notifier) ConsumerConfig() jetstream.ConsumerConfig {
 	}
 }
 
-// Run delivers events until ctx is cancelled, then drains: it stops taking
-// events, returns the ones it had not started to the stream, waits for the
-// deliveries in flight (each bounded by Timeout plus the time to read the
-// task and record the attempt) and returns nil. It returns an error if the
-// consumer cannot be created or stops on its own, as when it is deleted or
-// the connection closes. Run may be called once.
+// Run delivers events until ctx is cancelled and then drains. Draining stops
+// taking events and returns the ones not yet started to the stream. Then it
+// waits for the deliveries in flight, each bounded by Timeout plus the time
+// to read the task and record the attempt, and Run returns nil. Run returns
+// an error if the consumer cannot be created or stops on its own, as when
+// it is deleted or the connection closes. Run may be called once.
 func (n *Notifier) Run(ctx context.Context) error {
 	if !n.running.CompareAndSwap(false, true) {
 		return errors.New("notifier: Run called more than once")

@@ -377,7 +377,7 @@ func TestRunStopsWhenConsumerDeleted(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- n.Run(context.Background()) }()
 
-	// The server tells a waiting pull request that its consumer is gone.
+	// The server notifies waiting pull requests when their consumer is deleted.
 	require.Eventually(t, func() bool {
 		cons, err := b.JetStream().Consumer(context.Background(), b.Names().TasksStream(), notifier.ConsumerName)
 		if err != nil {

@@ -14,7 +14,7 @@ import (
 	"github.com/handoff-dev/handoff/pkg/logging"
 )
 
-// action is what happens to an event's message after processing.
+// action is the settlement of an event's message after processing.
 type action int
 
 const (
@@ -31,7 +31,7 @@ type outcome struct {
 	action action
 	// delay is the wait before a retry.
 	delay time.Duration
-	// reason says why the notifier gave up, for the JetStream advisory.
+	// reason explains why the notifier gave up, in the JetStream advisory.
 	reason string
 }
 

@@ -14,16 +14,16 @@ import (
 // retries to one receiver after an outage do not arrive in one burst.
 const jitterFraction = 0.2
 
-// verdict is what an attempt means for the event.
+// verdict is the meaning of one attempt for its event.
 type verdict int
 
 const (
-	// verdictDelivered: the receiver answered 2xx.
+	// verdictDelivered: the receiver responded with 2xx.
 	verdictDelivered verdict = iota
 	// verdictRetry: a network error, a timeout, 408, 429 or 5xx, which a
 	// later attempt may get past.
 	verdictRetry
-	// verdictGiveUp: an answer that a retry would not change, such as 3xx
+	// verdictGiveUp: a response that a retry would not change, such as 3xx
 	// or another 4xx, or a request that cannot be sent.
 	verdictGiveUp
 )
@@ -87,7 +87,7 @@ func jitter(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * factor)
 }
 
-// parseRetryAfter returns the delay a Retry-After value asks for: a number
+// parseRetryAfter returns the delay that a Retry-After value requests: a number
 // of seconds, or an HTTP date measured from now. It returns 0 for an empty
 // or invalid value and for a date in the past.
 func parseRetryAfter(value string, now time.Time) time.Duration {

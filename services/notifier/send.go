@@ -29,7 +29,7 @@ var errUnsendable = errors.New("webhook cannot be sent")
 
 // Endpoint is a receiver of webhook requests.
 type Endpoint struct {
-	// URL is where the requests go. It may contain tokens in its query.
+	// URL is the target of the requests. Its query may contain tokens.
 	URL string
 }
 
@@ -54,14 +54,14 @@ func (e Endpoint) Origin() string {
 	return u.Scheme + "://" + u.Host
 }
 
-// attemptResult is what one webhook request came to.
+// attemptResult is the result of one webhook request.
 type attemptResult struct {
 	// StatusCode is the response status, or 0 when no response arrived.
 	StatusCode int
-	// RetryAfter is the delay the response's Retry-After header asks for,
-	// or 0.
+	// RetryAfter is the delay that the response's Retry-After header
+	// requests, or 0.
 	RetryAfter time.Duration
-	// Err is why no response arrived, or nil.
+	// Err is the error that prevented a response, or nil.
 	Err      error
 	Duration time.Duration
 }
@@ -101,8 +101,8 @@ func newHTTPClient(cfg Config) *http.Client {
 	}
 	return &http.Client{
 		Transport: transport,
-		// A redirect is a failed delivery, as Standard Webhooks asks, and
-		// following it could lead past the address check to another host.
+		// A redirect is a failed delivery, as Standard Webhooks specifies.
+		// Following it would also send the signed event to another host.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
