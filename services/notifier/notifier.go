@@ -53,8 +53,9 @@ type Notifier struct {
 	inflight sync.WaitGroup
 }
 
-// New returns a Notifier for cfg, with defaults applied, on b. A nil log
-// discards the logs. The error names the first invalid field of cfg.
+// New returns a Notifier for cfg, with defaults applied, on b. It logs to
+// log as given, so the caller names it; nil discards the logs. The error
+// names the first invalid field of cfg.
 func New(cfg Config, b *bus.Bus, log *zap.Logger) (*Notifier, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -77,7 +78,7 @@ func New(cfg Config, b *bus.Bus, log *zap.Logger) (*Notifier, error) {
 	return &Notifier{
 		cfg:      cfg,
 		bus:      b,
-		log:      log.Named("notifier"),
+		log:      log,
 		source:   "/handoff/notifier/" + cfg.Instance,
 		sender:   newSender(cfg, signer),
 		retry:    retryPolicy{backoff: cfg.Backoff, maxRetryAfter: cfg.MaxRetryAfter},

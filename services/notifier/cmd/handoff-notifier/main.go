@@ -64,6 +64,8 @@ func start(args []string, getenv func(string) string, stderr io.Writer) int {
 		return 2
 	}
 
+	log = log.Named("notifier")
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err = run(ctx, opts, log)
 	stop()
@@ -118,21 +120,22 @@ func parseOptions(args []string, getenv func(string) string, output io.Writer) (
 // ctx is cancelled, then drains the connection.
 func run(ctx context.Context, opts options, log *zap.Logger) error {
 	closed := make(chan struct{})
+	natsLog := log.Named("nats")
 	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
 	nc, err := bus.Connect(startCtx, opts.natsURL, "handoff-notifier "+opts.cfg.Instance,
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("disconnected from NATS", zap.Error(err))
+			natsLog.Warn("disconnected from NATS", zap.Error(err))
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("reconnected to NATS", zap.String("url", nc.ConnectedUrlRedacted()))
+			natsLog.Info("reconnected to NATS", zap.String("url", nc.ConnectedUrlRedacted()))
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""
 			if sub != nil {
 				subject = sub.Subject
 			}
-			log.Warn("NATS error", zap.String("subject", subject), zap.Error(err))
+			natsLog.Warn("NATS error", zap.String("subject", subject), zap.Error(err))
 		}))
 	if err != nil {
 		cancel()
