@@ -1,0 +1,264 @@
+// Package client is the Go SDK of Handoff's HTTP API: submit a task, read
+// its view, and wait for it to end.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/handoff-dev/handoff/events"
+)
+
+// maxResponseBytes bounds a response body the client reads.
+const maxResponseBytes = 64 << 20
+
+// Client calls one Handoff API. It is safe for concurrent use.
+type Client struct {
+	base  *url.URL
+	http  *http.Client
+	token string
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient makes the Client send its requests with hc.
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.http = hc } }
+
+// WithToken sends token as a bearer token with every request.
+func WithToken(token string) Option { return func(c *Client) { c.token = token } }
+
+// New returns a client of the API at baseURL, such as
+// http://127.0.0.1:8080.
+func New(baseURL string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("invalid API URL %q: %w", baseURL, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("invalid API URL %q: want http://host:port or https://host", baseURL)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	c := &Client{base: u, http: &http.Client{Timeout: 2 * time.Minute}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+// SubmitRequest is the body of POST /v1/tasks.
+type SubmitRequest struct {
+	Type        string            `json:"type"`
+	Input       json.RawMessage   `json:"input,omitempty"`
+	Timeout     events.Duration   `json:"timeout,omitempty"`
+	MaxAttempts int               `json:"max_attempts,omitempty"`
+	Deadline    *time.Time        `json:"deadline,omitempty"`
+	TTL         events.Duration   `json:"ttl,omitempty"`
+	RunAt       *time.Time        `json:"run_at,omitempty"`
+	Webhook     *events.Webhook   `json:"webhook,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+}
+
+// SubmitOptions are the per-request options of Submit.
+type SubmitOptions struct {
+	// IdempotencyKey makes a retried submit return the task the first one
+	// created instead of creating another.
+	IdempotencyKey string
+}
+
+// Submitted is the answer to a submit.
+type Submitted struct {
+	Task events.View
+	// Created is false when an idempotent repeat returned an existing task.
+	Created bool
+	// RetryAfter is the server's hint for the first poll.
+	RetryAfter time.Duration
+}
+
+// Submit hands off a task and returns its view as stored.
+func (c *Client) Submit(ctx context.Context, req SubmitRequest, opts SubmitOptions) (*Submitted, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("encode submit request: %w", err)
+	}
+	hreq, err := c.newRequest(ctx, http.MethodPost, "/v1/tasks", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	if opts.IdempotencyKey != "" {
+		hreq.Header.Set("Idempotency-Key", opts.IdempotencyKey)
+	}
+
+	resp, err := c.do(hreq, http.StatusAccepted, http.StatusOK)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	out := &Submitted{Created: resp.StatusCode == http.StatusAccepted, RetryAfter: retryAfter(resp.Header)}
+	if err := decode(resp, &out.Task); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Get returns the task's current view. A task that does not exist, or
+// whose retention ended, is a *ProblemError with status 404.
+func (c *Client) Get(ctx context.Context, id string) (*events.View, time.Duration, error) {
+	hreq, err := c.newRequest(ctx, http.MethodGet, "/v1/tasks/"+url.PathEscape(id), nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	resp, err := c.do(hreq, http.StatusOK)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	var v events.View
+	if err := decode(resp, &v); err != nil {
+		return nil, 0, err
+	}
+	return &v, retryAfter(resp.Header), nil
+}
+
+// Wait polls the task until it ends or ctx is done, following the
+// server's Retry-After hints capped at maxInterval (zero means no cap),
+// and calls onChange, if not nil, with every view whose sequence moved.
+func (c *Client) Wait(ctx context.Context, id string, maxInterval time.Duration, onChange func(*events.View)) (*events.View, error) {
+	var last uint64
+	for {
+		v, hint, err := c.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if v.Sequence != last {
+			last = v.Sequence
+			if onChange != nil {
+				onChange(v)
+			}
+		}
+		if v.Status.Terminal() {
+			return v, nil
+		}
+
+		wait := hint
+		if wait <= 0 {
+			wait = time.Second
+		}
+		if maxInterval > 0 && wait > maxInterval {
+			wait = maxInterval
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return v, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Client) newRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+	u := *c.base
+	u.Path += path
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, fmt.Errorf("build %s %s: %w", method, path, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return req, nil
+}
+
+func (c *Client) do(req *http.Request, ok ...int) (*http.Response, error) {
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
+	}
+	for _, code := range ok {
+		if resp.StatusCode == code {
+			return resp, nil
+		}
+	}
+	defer resp.Body.Close()
+	return nil, readProblem(req, resp)
+}
+
+func decode(resp *http.Response, v any) error {
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponseBytes)).Decode(v); err != nil {
+		return fmt.Errorf("decode %s response: %w", resp.Request.URL.Path, err)
+	}
+	return nil
+}
+
+func retryAfter(h http.Header) time.Duration {
+	secs, err := strconv.Atoi(h.Get("Retry-After"))
+	if err != nil || secs < 0 {
+		return 0
+	}
+	return time.Duration(secs) * time.Second
+}
+
+// ProblemError is an RFC 9457 problem document the API answered with.
+type ProblemError struct {
+	Type     string         `json:"type"`
+	Title    string         `json:"title"`
+	Status   int            `json:"status"`
+	Detail   string         `json:"detail"`
+	Instance string         `json:"instance"`
+	Errors   []ProblemField `json:"errors,omitempty"`
+}
+
+// ProblemField is one invalid field or input location of a problem.
+type ProblemField struct {
+	Field   string `json:"field,omitempty"`
+	Pointer string `json:"pointer,omitempty"`
+	Message string `json:"message"`
+}
+
+func (p *ProblemError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d %s", p.Status, p.Title)
+	if p.Detail != "" {
+		b.WriteString(": ")
+		b.WriteString(p.Detail)
+	}
+	for _, f := range p.Errors {
+		loc := f.Pointer
+		if loc == "" {
+			loc = f.Field
+		}
+		fmt.Fprintf(&b, "\n  %s: %s", loc, f.Message)
+	}
+	return b.String()
+}
+
+// IsNotFound reports whether err is a 404 problem.
+func IsNotFound(err error) bool {
+	var p *ProblemError
+	return errors.As(err, &p) && p.Status == http.StatusNotFound
+}
+
+func readProblem(req *http.Request, resp *http.Response) error {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	p := &ProblemError{}
+	if err := json.Unmarshal(body, p); err != nil || p.Status == 0 {
+		excerpt := strings.TrimSpace(string(body))
+		if len(excerpt) > 200 {
+			excerpt = excerpt[:200] + "..."
+		}
+		return fmt.Errorf("%s %s: unexpected status %s: %s", req.Method, req.URL.Path, resp.Status, excerpt)
+	}
+	return p
+}
