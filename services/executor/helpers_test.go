@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -176,3 +177,5 @@ func execType(command ...string) TypeConfig {
 }
 
 func zapNop() *zap.Logger { return zap.NewNop() }
+
+var errBoom = errors.New("boom")

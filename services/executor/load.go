@@ -204,7 +204,7 @@ func clarifyYAMLError(msg string) string {
 		if i := strings.IndexByte(value, ' '); i >= 0 {
 			value = value[i+1:]
 		}
-		return "invalid duration " + value + ": use a Go duration such as 30s, 5m or 1h30m"
+		return fmt.Sprintf("invalid duration %q: use a Go duration such as 30s, 5m or 1h30m", strings.Trim(value, "`"))
 	}
 	if rest, ok := strings.CutPrefix(msg, "field "); ok {
 		if name, _, ok := strings.Cut(rest, " not found in type"); ok {

@@ -1,0 +1,125 @@
+package executor
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/handoff-dev/handoff/events"
+)
+
+// foldEvents folds events built from (kind, data) pairs into a task.
+func foldEvents(t *testing.T, steps ...any) *events.Task {
+	t.Helper()
+	task := &events.Task{}
+	for i := 0; i < len(steps); i += 2 {
+		ev, err := events.NewEvent(steps[i].(events.Kind), testTenant, "t1", "echo", "/test", steps[i+1])
+		require.NoError(t, err)
+		ev.Seq = uint64(i/2 + 1)
+		task.Fold(&ev)
+	}
+	require.Empty(t, task.Skipped)
+	return task
+}
+
+func TestPlan(t *testing.T) {
+	now := time.Now()
+	past := now.Add(-time.Minute)
+	sub := events.Submission{Input: json.RawMessage(`{"dir":"."}`), MaxAttempts: 2}
+	late := sub
+	late.Deadline = &past
+	started := func(n int) events.Started { return events.Started{Attempt: n, Executor: "x"} }
+	retrying := func(at time.Time) events.Retrying {
+		return events.Retrying{Attempt: 1, Error: events.TaskError{Code: "handler_error", Message: "boom"}, NextAttemptAt: at}
+	}
+	schema, err := compileSchema("echo", "input", json.RawMessage(`{"type":"object","required":["dir"]}`))
+	require.NoError(t, err)
+	typed := &taskType{name: "echo", inputSchema: schema}
+
+	cases := []struct {
+		name      string
+		task      *events.Task
+		kind      events.Kind
+		delivered uint64
+		step      step
+		writes    events.Kind
+	}{
+		{"queued starts", foldEvents(t, events.KindSubmitted, sub), events.KindSubmitted, 1, stepStart, ""},
+		{"invalid input is rejected", foldEvents(t, events.KindSubmitted, events.Submission{Input: json.RawMessage(`{}`)}), events.KindSubmitted, 1, stepWrite, events.KindRejected},
+		{"terminal is skipped", foldEvents(t, events.KindSubmitted, sub, events.KindCancelled, nil), events.KindSubmitted, 2, stepAck, ""},
+		{"passed deadline expires", foldEvents(t, events.KindSubmitted, late), events.KindSubmitted, 1, stepWrite, events.KindExpired},
+		{"deadline event expires", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1)), events.KindDeadline, 1, stepWrite, events.KindExpired},
+		{"paused is skipped", foldEvents(t, events.KindSubmitted, sub, events.KindPaused, nil), events.KindSubmitted, 1, stepAck, ""},
+		{"retry not due waits", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1), events.KindRetrying, retrying(now.Add(time.Hour))), events.KindSubmitted, 2, stepRetryLater, ""},
+		{"retry due starts", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1), events.KindRetrying, retrying(past)), events.KindSubmitted, 2, stepStart, ""},
+		{"running elsewhere is skipped", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1)), events.KindSubmitted, 1, stepAck, ""},
+		{"lost attempt is taken over", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1)), events.KindSubmitted, 2, stepStart, ""},
+		{"lost last attempt fails", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1), events.KindStarted, started(2)), events.KindSubmitted, 3, stepWrite, events.KindFailed},
+		{"lost attempt asked to cancel", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1), events.KindCancelRequested, events.Reason{Reason: "stop"}), events.KindSubmitted, 2, stepWrite, events.KindCancelled},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := plan(tc.task, tc.kind, tc.delivered, typed, now)
+			require.Equal(t, tc.step, d.step, d.why)
+			require.Equal(t, tc.writes, d.kind)
+			if d.step == stepWrite {
+				require.NoError(t, tc.task.Check(d.kind))
+			}
+			if d.step == stepStart {
+				require.Equal(t, tc.task.Attempt+1, d.attempt)
+			}
+		})
+	}
+}
+
+func TestPlanRejectsInvalidSubmission(t *testing.T) {
+	ev, err := events.NewEvent(events.KindSubmitted, testTenant, "t1", "echo", "/test", events.Submission{Input: json.RawMessage(`{}`), MaxAttempts: -1})
+	require.NoError(t, err)
+	task := &events.Task{}
+	task.Fold(&ev)
+
+	d := plan(task, events.KindSubmitted, 1, &taskType{}, time.Now())
+	require.Equal(t, stepWrite, d.step)
+	require.Equal(t, events.KindRejected, d.kind)
+	require.Contains(t, d.data.(events.Rejected).Error.Message, "max_attempts")
+
+	// Only a submission is rejected for its own faults.
+	require.Equal(t, stepAck, plan(task, events.KindDeadline, 1, &taskType{}, time.Now()).step)
+}
+
+func TestDecideOutcome(t *testing.T) {
+	now := time.Now()
+	policy := RetryPolicy{Initial: time.Second, Max: 10 * time.Second}
+	running := func(maxAttempts int) *events.Task {
+		return foldEvents(t, events.KindSubmitted, events.Submission{Input: json.RawMessage(`{}`), MaxAttempts: maxAttempts},
+			events.KindStarted, events.Started{Attempt: 1, Executor: "x"})
+	}
+
+	d := decideOutcome(running(3), json.RawMessage(`1`), nil, policy, now)
+	require.Equal(t, events.KindSucceeded, d.kind)
+
+	d = decideOutcome(running(3), nil, RetryAfter(3*time.Second, nil), policy, now)
+	require.Equal(t, events.KindRetrying, d.kind)
+	require.Equal(t, stepRetryLater, d.step)
+	require.Equal(t, 3*time.Second, d.delay)
+	require.Equal(t, now.Add(3*time.Second).UTC(), d.data.(events.Retrying).NextAttemptAt)
+
+	d = decideOutcome(running(1), nil, failure(events.CodeExitStatus, false, errBoom), policy, now)
+	require.Equal(t, events.KindFailed, d.kind)
+	require.Equal(t, events.CodeExitStatus, d.data.(events.Failed).Error.Code)
+
+	d = decideOutcome(running(3), nil, Permanent(errBoom), policy, now)
+	require.Equal(t, events.KindFailed, d.kind)
+	require.False(t, d.data.(events.Failed).Error.Retryable)
+
+	cancelled := running(3)
+	cancelled.CancelRequested = true
+	require.Equal(t, events.KindCancelled, decideOutcome(cancelled, json.RawMessage(`1`), nil, policy, now).kind)
+
+	pausing := running(3)
+	pausing.PauseRequested = true
+	require.Equal(t, events.KindPaused, decideOutcome(pausing, nil, errBoom, policy, now).kind)
+	require.Equal(t, events.KindSucceeded, decideOutcome(pausing, json.RawMessage(`1`), nil, policy, now).kind)
+}
