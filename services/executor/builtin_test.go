@@ -26,8 +26,10 @@ func TestBuiltins(t *testing.T) {
 		require.Len(t, progress, 2)
 		var p events.Progress
 		require.NoError(t, progress[0].DecodeData(&p))
-		require.InDelta(t, 40, p.Percent, 5)
-		require.Equal(t, "slept 1 of 2.5 seconds", p.Message)
+		// The first report comes a second in: 40 percent, later under load.
+		require.GreaterOrEqual(t, p.Percent, 40.0)
+		require.Less(t, p.Percent, 100.0)
+		require.Regexp(t, `^slept \d of 2\.5 seconds$`, p.Message)
 	})
 
 	t.Run("echo returns its input", func(t *testing.T) {

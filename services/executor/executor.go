@@ -259,7 +259,8 @@ func (e *Executor) serve() error {
 // messages; lets running handlers finish for up to DrainTimeout; cancels
 // the rest with cause [ErrShutdown] and returns their messages to the pool
 // without writing an event; waits for the outcomes being written; and
-// returns nil. It returns an error only if it cannot start.
+// returns nil. It returns an error only if it cannot start for another
+// reason than the cancellation of ctx.
 func (e *Executor) Run(ctx context.Context) error {
 	if err := e.serve(); err != nil {
 		return err
@@ -267,11 +268,11 @@ func (e *Executor) Run(ctx context.Context) error {
 	defer e.client.CloseIdleConnections()
 
 	if err := e.register(ctx); err != nil {
-		return err
+		return startError(ctx, err)
 	}
 	cons, err := e.ensureConsumer(ctx)
 	if err != nil {
-		return err
+		return startError(ctx, err)
 	}
 
 	stopRenewal := make(chan struct{})
@@ -301,6 +302,15 @@ func (e *Executor) Run(ctx context.Context) error {
 	}
 	e.log.Info("executor stopped", zap.String("pool", e.cfg.Pool), zap.String("instance", e.cfg.Instance))
 	return nil
+}
+
+// startError returns err, or nil when it is only the cancellation of ctx:
+// being stopped while starting is not a failure.
+func startError(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return nil
+	}
+	return err
 }
 
 // waitWorkers waits up to d for every worker and reports whether they all
