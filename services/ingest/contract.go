@@ -1,10 +1,13 @@
 package ingest
 
 import (
+	"bytes"
 	"fmt"
 	"io/fs"
 	"net/http"
 	"path"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/handoff-dev/handoff/schemas"
 )
@@ -52,4 +55,34 @@ func (f contractFile) serve(w http.ResponseWriter, _ *http.Request) {
 	h.Set("Content-Type", f.contentType)
 	h.Set("Cache-Control", "no-cache")
 	_, _ = w.Write(f.body)
+}
+
+// schemaBaseURL is where the compiler finds the embedded JSON Schemas, so
+// their relative references such as "duration.json" resolve to each other.
+const schemaBaseURL = "file:///handoff/schemas/"
+
+// compileSubmissionSchema compiles submission.json, the published schema of
+// the data of submitted events, with the embedded schemas it refers to.
+func compileSubmissionSchema(files map[string]contractFile) (*jsonschema.Schema, error) {
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft2020)
+	c.AssertFormat()
+	c.UseLoader(noDocumentLoader{})
+	for name, f := range files {
+		if f.contentType != contentTypeJSONSchema {
+			continue
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(f.body))
+		if err != nil {
+			return nil, fmt.Errorf("decode the embedded JSON Schema %s: %w", name, err)
+		}
+		if err := c.AddResource(schemaBaseURL+name, doc); err != nil {
+			return nil, fmt.Errorf("add the embedded JSON Schema %s: %w", name, err)
+		}
+	}
+	schema, err := c.Compile(schemaBaseURL + "submission.json")
+	if err != nil {
+		return nil, fmt.Errorf("compile the embedded submission.json: %w", err)
+	}
+	return schema, nil
 }

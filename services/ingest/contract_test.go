@@ -34,6 +34,8 @@ type contract struct {
 	// draft 2020-12 validator, so it falls back to its OpenAPI 3.0 one,
 	// which ignores if/then/else, and the view's allOf rules need those.
 	taskView *jsonschema.Schema
+	// submission checks the data of stored submitted events.
+	submission *jsonschema.Schema
 }
 
 var loadContract = sync.OnceValues(func() (*contract, error) {
@@ -78,7 +80,11 @@ var loadContract = sync.OnceValues(func() (*contract, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &contract{doc: doc, router: router, taskView: taskView}, nil
+	submission, err := compiler.Compile("file:///schemas/submission.json")
+	if err != nil {
+		return nil, err
+	}
+	return &contract{doc: doc, router: router, taskView: taskView, submission: submission}, nil
 })
 
 // checkContract checks a response against openapi.yaml: its status, headers

@@ -167,17 +167,19 @@ func article(jsonType string) string {
 // checkUnknownFields rejects fields outside submitFields, and fields inside
 // webhook other than url, naming all of them.
 func checkUnknownFields(fields map[string]json.RawMessage) *Problem {
-	var unknown []string
+	// Each unknown field is a path of names: any string can be a name, so
+	// errors locate them by JSON pointer.
+	var unknown [][]string
 	for name := range fields {
 		if !slices.Contains(submitFields, name) {
-			unknown = append(unknown, name)
+			unknown = append(unknown, []string{name})
 		}
 	}
 	var webhook map[string]json.RawMessage
 	if json.Unmarshal(fields["webhook"], &webhook) == nil {
 		for name := range webhook {
 			if name != "url" {
-				unknown = append(unknown, "webhook."+name)
+				unknown = append(unknown, []string{"webhook", name})
 			}
 		}
 	}
@@ -185,12 +187,12 @@ func checkUnknownFields(fields map[string]json.RawMessage) *Problem {
 		return nil
 	}
 
-	slices.Sort(unknown)
+	slices.SortFunc(unknown, slices.Compare)
 	quoted := make([]string, len(unknown))
 	errs := make([]ProblemError, len(unknown))
-	for i, name := range unknown {
-		quoted[i] = fmt.Sprintf("%q", name)
-		errs[i] = ProblemError{Field: name, Message: "is not a field of a task submission"}
+	for i, path := range unknown {
+		quoted[i] = fmt.Sprintf("%q", strings.Join(path, "."))
+		errs[i] = ProblemError{Pointer: jsonPointer(path), Message: "is not a field of a task submission"}
 	}
 	noun := "field"
 	if len(unknown) > 1 {
@@ -345,4 +347,15 @@ func tooDeep(b []byte, maxDepth int) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// jsonPointer encodes a path of names as an RFC 6901 JSON pointer.
+func jsonPointer(path []string) string {
+	var b strings.Builder
+	for _, name := range path {
+		b.WriteByte('/')
+		name = strings.ReplaceAll(name, "~", "~0")
+		b.WriteString(strings.ReplaceAll(name, "/", "~1"))
+	}
+	return b.String()
 }

@@ -94,13 +94,14 @@ func (noDocumentLoader) Load(url string) (any, error) {
 	return nil, fmt.Errorf("task type input schemas must be self-contained; a reference to %s is not allowed", url)
 }
 
-// validateInput checks input against schema and returns each violation,
-// located by a JSON pointer into the request body (under /input), sorted by
-// location. It lists at most maxInputViolations and reports the total.
-func validateInput(schema *jsonschema.Schema, input json.RawMessage) ([]ProblemError, int) {
-	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(input))
+// validateInput checks value against schema and returns each violation,
+// located by a JSON pointer into the request body, sorted by location.
+// prefix locates value in the body, such as "/input". It lists at most
+// maxInputViolations and reports the total.
+func validateInput(schema *jsonschema.Schema, value json.RawMessage, prefix string) ([]ProblemError, int) {
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(value))
 	if err != nil {
-		return []ProblemError{{Pointer: "/input", Message: "is not valid JSON"}}, 1
+		return []ProblemError{{Pointer: prefix, Message: "is not valid JSON"}}, 1
 	}
 	err = schema.Validate(v)
 	if err == nil {
@@ -108,11 +109,11 @@ func validateInput(schema *jsonschema.Schema, input json.RawMessage) ([]ProblemE
 	}
 	var ve *jsonschema.ValidationError
 	if !errors.As(err, &ve) {
-		return []ProblemError{{Pointer: "/input", Message: err.Error()}}, 1
+		return []ProblemError{{Pointer: prefix, Message: err.Error()}}, 1
 	}
 
 	var out []ProblemError
-	collectViolations(ve.DetailedOutput(), &out)
+	collectViolations(ve.DetailedOutput(), prefix, &out)
 	slices.SortStableFunc(out, func(a, b ProblemError) int { return strings.Compare(a.Pointer, b.Pointer) })
 	out = slices.Compact(out)
 	total := len(out)
@@ -124,15 +125,22 @@ func validateInput(schema *jsonschema.Schema, input json.RawMessage) ([]ProblemE
 
 // collectViolations appends the leaves of a validation result: the
 // specific failures, without the groups (allOf, $ref, ...) that contain
-// them. InstanceLocation is already a JSON pointer into the input.
-func collectViolations(unit *jsonschema.OutputUnit, out *[]ProblemError) {
+// them. InstanceLocation is a JSON pointer into the validated value, and
+// prefix locates that value in the request body.
+func collectViolations(unit *jsonschema.OutputUnit, prefix string, out *[]ProblemError) {
 	if len(unit.Errors) == 0 {
-		if unit.Error != nil {
-			*out = append(*out, ProblemError{Pointer: "/input" + unit.InstanceLocation, Message: unit.Error.String()})
+		if unit.Error == nil {
+			return
 		}
+		e := ProblemError{Pointer: prefix + unit.InstanceLocation, Message: unit.Error.String()}
+		if e.Pointer == "" {
+			// The empty pointer is the whole body, which no field names.
+			e.Field = "submission"
+		}
+		*out = append(*out, e)
 		return
 	}
 	for i := range unit.Errors {
-		collectViolations(&unit.Errors[i], out)
+		collectViolations(&unit.Errors[i], prefix, out)
 	}
 }

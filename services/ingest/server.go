@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.uber.org/zap"
 
 	"github.com/handoff-dev/handoff/pkg/bus"
@@ -42,7 +43,10 @@ type Server struct {
 	// server's max_payload together with its headers.
 	maxEventData int
 	contract     map[string]contractFile
-	handler      http.Handler
+	// submissionSchema is submission.json, which every submitted event
+	// that ingest writes must match.
+	submissionSchema *jsonschema.Schema
+	handler          http.Handler
 
 	stopOnce sync.Once
 }
@@ -74,19 +78,24 @@ func New(ctx context.Context, cfg Config, b *bus.Bus, log *zap.Logger) (*Server,
 	if err != nil {
 		return nil, err
 	}
+	submissionSchema, err := compileSubmissionSchema(contract)
+	if err != nil {
+		return nil, err
+	}
 
 	types, err := registry.Watch(ctx, b)
 	if err != nil {
 		return nil, fmt.Errorf("new ingest server: %w", err)
 	}
 	s := &Server{
-		cfg:          cfg,
-		bus:          b,
-		types:        types,
-		schemas:      newInputSchemas(),
-		log:          log,
-		maxEventData: maxPayload - eventHeaderBytes,
-		contract:     contract,
+		cfg:              cfg,
+		bus:              b,
+		types:            types,
+		schemas:          newInputSchemas(),
+		log:              log,
+		maxEventData:     maxPayload - eventHeaderBytes,
+		contract:         contract,
+		submissionSchema: submissionSchema,
 	}
 	s.handler = s.observe(s.routes())
 	return s, nil

@@ -190,7 +190,7 @@ func (s *Server) prepareSubmission(req *submitRequest, now time.Time) (events.Su
 			return sub, internal(fmt.Sprintf("the input schema registered for task type %s does not compile", tt.Name))
 		}
 		if schema != nil {
-			if errs, total := validateInput(schema, sub.Input); total > 0 {
+			if errs, total := validateInput(schema, sub.Input, "/input"); total > 0 {
 				detail := fmt.Sprintf("input does not match the input schema of task type %s: %d violations", tt.Name, total)
 				if total > len(errs) {
 					detail += fmt.Sprintf(", of which the first %d are listed", len(errs))
@@ -258,6 +258,15 @@ func (s *Server) newSubmittedEvent(tenant, id, taskType string, sub events.Submi
 		// are what the fold rejects.
 		s.log.Error("the fold rejects a submitted event", append(logging.Task(tenant, id, taskType), zap.Error(err))...)
 		return nil, ev, internal(fmt.Sprintf("the task could not be recorded; the registration of task type %s may have defaults out of range", taskType))
+	}
+
+	// The published schema is stricter than the Go checks in places, such
+	// as the characters of a webhook URL's host, and the events that
+	// ingest writes must match it.
+	if errs, total := validateInput(s.submissionSchema, ev.Data, ""); total > 0 {
+		p := newProblem(ProblemInvalidSubmission, http.StatusUnprocessableEntity, "the submission does not match submission.json: "+fieldsDetail(errs))
+		p.Errors = errs
+		return nil, ev, p
 	}
 	return task, ev, nil
 }

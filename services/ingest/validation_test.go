@@ -66,19 +66,19 @@ func TestSubmitRejected(t *testing.T) {
 		},
 		{
 			name: "unknown field", body: `{"type": "echo", "colour": "red"}`,
-			status: http.StatusBadRequest, problem: ingest.ProblemUnknownField, detail: `unknown field "colour"`, fields: []string{"colour"},
+			status: http.StatusBadRequest, problem: ingest.ProblemUnknownField, detail: `unknown field "colour"`, fields: []string{"/colour"},
 		},
 		{
 			name: "field names are case-sensitive", body: `{"Type": "echo"}`,
-			status: http.StatusBadRequest, problem: ingest.ProblemUnknownField, detail: `"Type"`, fields: []string{"Type"},
+			status: http.StatusBadRequest, problem: ingest.ProblemUnknownField, detail: `"Type"`, fields: []string{"/Type"},
 		},
 		{
 			name: "request_hash is not the client's", body: `{"type": "echo", "request_hash": "x"}`,
-			status: http.StatusBadRequest, problem: ingest.ProblemUnknownField, fields: []string{"request_hash"},
+			status: http.StatusBadRequest, problem: ingest.ProblemUnknownField, fields: []string{"/request_hash"},
 		},
 		{
 			name: "unknown webhook field", body: `{"type": "echo", "webhook": {"url": "https://a.example/h", "secret": "s"}}`,
-			status: http.StatusBadRequest, problem: ingest.ProblemUnknownField, fields: []string{"webhook.secret"},
+			status: http.StatusBadRequest, problem: ingest.ProblemUnknownField, fields: []string{"/webhook/secret"},
 		},
 		{
 			name: "missing type", body: `{"input": {}}`,
