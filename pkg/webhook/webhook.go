@@ -40,6 +40,10 @@ var (
 	// empty or contains a '.', a space or a byte outside printable ASCII.
 	ErrInvalidID = errors.New("invalid webhook id")
 
+	// ErrNoSigningKey is returned by [Signer.Sign] when every key of the
+	// Signer ended before the request's timestamp.
+	ErrNoSigningKey = errors.New("no webhook secret in use")
+
 	// ErrMissingHeader is returned by [Verifier.Verify] when one of the
 	// three webhook headers is absent or empty.
 	ErrMissingHeader = errors.New("missing webhook header")
