@@ -83,6 +83,9 @@ func (b *Bus) StreamConfigs(opts StreamOptions) []jetstream.StreamConfig {
 			Retention:   jetstream.WorkQueuePolicy,
 			MaxAge:      opts.MaxAge,
 			Replicas:    opts.Replicas,
+			// The notifier reads the pending deliveries of one task and
+			// endpoint with a batch direct get to keep them in order.
+			AllowDirect: true,
 		},
 	}
 }
