@@ -130,13 +130,16 @@ type Rejected struct {
 // Delivery is the data of delivered and delivery_failed events: one attempt
 // to deliver one of the task's events to one endpoint.
 type Delivery struct {
-	EventID    string   `json:"event_id"`
-	EventKind  Kind     `json:"event_kind"`
-	Endpoint   string   `json:"endpoint"`
-	Attempt    int      `json:"attempt"`
-	StatusCode int      `json:"status_code,omitempty"`
-	Error      string   `json:"error,omitempty"`
-	Duration   Duration `json:"duration"`
+	EventID   string `json:"event_id"`
+	EventKind Kind   `json:"event_kind"`
+	Endpoint  string `json:"endpoint"`
+	// SubscriptionID names the subscription the event was delivered for,
+	// or is empty for the webhook given at submit.
+	SubscriptionID string   `json:"subscription_id,omitempty"`
+	Attempt        int      `json:"attempt"`
+	StatusCode     int      `json:"status_code,omitempty"`
+	Error          string   `json:"error,omitempty"`
+	Duration       Duration `json:"duration"`
 }
 
 // TaskError describes why an attempt or a task failed.
