@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -156,4 +157,73 @@ func checkProblemBody(t testing.TB, c *contract, req *http.Request, resp *respon
 	require.Equal(t, req.URL.Path, p.Instance, "problem instance")
 	require.NotEmpty(t, p.Title, "problem title")
 	require.NotEmpty(t, p.Detail, "problem detail")
+}
+
+// recordingTB records failures instead of ending the test, so a test can
+// check that checkContract rejects a response.
+type recordingTB struct {
+	testing.TB
+	failed bool
+}
+
+func (r *recordingTB) Helper() {}
+
+func (r *recordingTB) Errorf(string, ...any) { r.failed = true }
+
+func (r *recordingTB) FailNow() {
+	r.failed = true
+	runtime.Goexit()
+}
+
+// contractRejects reports whether checkContract fails on resp.
+func contractRejects(t *testing.T, req *http.Request, resp *response) bool {
+	rec := &recordingTB{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		checkContract(rec, req, resp)
+	}()
+	<-done
+	return rec.failed
+}
+
+func TestContractCheckRejectsBadResponses(t *testing.T) {
+	b := setup(t)
+	req := b.request(t, http.MethodPost, "/v1/tasks", nil)
+	good := b.submit(t, `{"type": "echo"}`)
+	require.False(t, contractRejects(t, req, good), "the real response passes")
+
+	edit := func(change func(r *response)) *response {
+		r := &response{status: good.status, header: good.header.Clone(), body: bytes.Clone(good.body)}
+		change(r)
+		return r
+	}
+	setField := func(r *response, name string, value any) {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(r.body, &m))
+		m[name] = value
+		body, err := json.Marshal(m)
+		require.NoError(t, err)
+		r.body = body
+	}
+
+	tests := map[string]*response{
+		"missing Location":     edit(func(r *response) { r.header.Del("Location") }),
+		"undocumented status":  edit(func(r *response) { r.status = http.StatusTeapot }),
+		"unknown view field":   edit(func(r *response) { setField(r, "colour", "red") }),
+		"invalid status":       edit(func(r *response) { setField(r, "status", "done") }),
+		"succeeded, no result": edit(func(r *response) { setField(r, "status", "succeeded") }),
+		"problem of 202": edit(func(r *response) {
+			r.header.Set("Content-Type", ingest.ContentTypeProblem)
+			r.body = []byte(`{"type": "urn:handoff:problem:internal", "title": "x", "status": 500, "detail": "x", "instance": "/v1/tasks"}`)
+		}),
+	}
+	for name, resp := range tests {
+		require.True(t, contractRejects(t, req, resp), name)
+	}
+
+	bad := b.request(t, http.MethodGet, "/nowhere", nil)
+	wrongStatus := &response{status: http.StatusNotFound, header: http.Header{"Content-Type": {ingest.ContentTypeProblem}},
+		body: []byte(`{"type": "urn:handoff:problem:not-found", "title": "Not found", "status": 400, "detail": "x", "instance": "/nowhere"}`)}
+	require.True(t, contractRejects(t, bad, wrongStatus), "a problem's status must match the response")
 }
