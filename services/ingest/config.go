@@ -60,7 +60,7 @@ type Config struct {
 	// schema. Default false, which rejects them with 422.
 	AllowUnregisteredTypes bool
 
-	// MaxTTL caps a task's ttl: a submission that asks for more gets MaxTTL.
+	// MaxTTL caps a task's ttl: a submission that requests more gets MaxTTL.
 	// Keep it at or below the tasks stream's MaxAge, which removes events
 	// at that age whatever their TTL. Default 168h, the default MaxAge.
 	MaxTTL time.Duration

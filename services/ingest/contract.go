@@ -57,8 +57,8 @@ func (f contractFile) serve(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(f.body)
 }
 
-// schemaBaseURL is where the compiler finds the embedded JSON Schemas, so
-// their relative references such as "duration.json" resolve to each other.
+// schemaBaseURL is the base URL of the embedded JSON Schemas in a compiler,
+// so that relative references such as "duration.json" resolve.
 const schemaBaseURL = "file:///handoff/schemas/"
 
 // compileSubmissionSchema compiles submission.json, the published schema of

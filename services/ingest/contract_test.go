@@ -42,7 +42,7 @@ type contract struct {
 var loadContract = sync.OnceValues(func() (*contract, error) {
 	loader := openapi3.NewLoader()
 	loader.IsExternalRefsAllowed = true
-	// Only the embedded files can be read, whatever a reference says.
+	// Only the embedded files can be read, whatever a reference names.
 	loader.ReadFromURIFunc = func(_ *openapi3.Loader, u *url.URL) ([]byte, error) {
 		return fs.ReadFile(schemas.FS, path.Base(u.Path))
 	}
@@ -115,7 +115,7 @@ func checkContract(t testing.TB, req *http.Request, resp *response) {
 		Body:                   io.NopCloser(bytes.NewReader(resp.body)),
 		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
 	}
-	require.NoError(t, openapi3filter.ValidateResponse(context.Background(), in), "%s %s answered %d: %s", req.Method, req.URL.Path, resp.status, resp.body)
+	require.NoError(t, openapi3filter.ValidateResponse(context.Background(), in), "%s %s returned %d: %s", req.Method, req.URL.Path, resp.status, resp.body)
 
 	// kin-openapi skips 304, so check the headers it declares here.
 	if resp.status == http.StatusNotModified {

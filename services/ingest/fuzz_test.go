@@ -16,7 +16,7 @@ import (
 )
 
 // FuzzSubmitBody posts arbitrary bodies. The server must never fail or
-// panic, must answer within the contract, and may accept only a body that
+// panic, must respond as the contract describes, and may accept only a body that
 // decodes into a valid submission of a registered type.
 func FuzzSubmitBody(f *testing.F) {
 	b := setup(f)

@@ -56,7 +56,7 @@ func TestIdempotentNullInputEqualsMissing(t *testing.T) {
 
 // A repeat after the task ended returns the finished task. Nothing here
 // depends on the stream's duplicate window (2 minutes): every request
-// publishes an event with a new id, so the window never sees a duplicate.
+// publishes an event with a new id, so the window never detects a duplicate.
 // The repeat is found because the first submitted event was appended
 // expecting the task to have no events (sequence 0), and the key maps to
 // that task for as long as its events are kept.

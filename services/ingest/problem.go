@@ -65,7 +65,7 @@ type Problem struct {
 	Type   ProblemType `json:"type"`
 	Title  string      `json:"title"`
 	Status int         `json:"status"`
-	// Detail says what went wrong with this request, for people.
+	// Detail describes what went wrong with this request, for people.
 	Detail string `json:"detail,omitempty"`
 	// Instance is the path of the request.
 	Instance string `json:"instance,omitempty"`
@@ -103,8 +103,8 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 	}
 	body, err := json.Marshal(p)
 	if err != nil {
-		// A Problem holds only strings and ints, so this cannot happen;
-		// answer with the status alone rather than nothing.
+		// A Problem contains only strings and ints, so this cannot
+		// happen. Send the status alone rather than nothing.
 		w.WriteHeader(p.Status)
 		return
 	}

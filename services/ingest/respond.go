@@ -17,7 +17,7 @@ import (
 // ContentTypeJSON is the media type of task views and other JSON bodies.
 const ContentTypeJSON = "application/json"
 
-// unavailableRetryAfter is the Retry-After, in seconds, of a 503 answer.
+// unavailableRetryAfter is the Retry-After, in seconds, of a 503 response.
 const unavailableRetryAfter = 2
 
 // writeJSON sends v as a JSON response with status.
@@ -34,27 +34,27 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(body)
 }
 
-// unavailable returns a 503 problem that asks the client to retry.
+// unavailable returns a 503 problem with a Retry-After for the client.
 func unavailable(detail string) *Problem {
 	p := newProblem(ProblemUnavailable, http.StatusServiceUnavailable, detail)
 	p.retryAfter = unavailableRetryAfter
 	return p
 }
 
-// internal returns a 500 problem. detail says what failed without the
+// internal returns a 500 problem. detail states what failed, without the
 // error's text, which goes to the log.
 func internal(detail string) *Problem {
 	return newProblem(ProblemInternal, http.StatusInternalServerError, detail+"; the server logged the error")
 }
 
 // storeProblem turns a failed read or append into a problem: 503 when NATS
-// did not answer or is not connected, which a retry may fix, and 500
-// otherwise. what names the operation, such as "reading the task".
-func storeProblem(err error, what string) *Problem {
+// did not reply in time or is not connected, which a retry may fix, and
+// 500 otherwise. operation names what failed, such as "reading the task".
+func storeProblem(err error, operation string) *Problem {
 	if isUnavailable(err) {
-		return unavailable(what + " failed because NATS did not answer in time or is not connected; retry later")
+		return unavailable(operation + " failed because NATS did not reply in time or is not connected; retry later")
 	}
-	return internal(what + " failed")
+	return internal(operation + " failed")
 }
 
 func isUnavailable(err error) bool {

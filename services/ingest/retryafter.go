@@ -32,9 +32,10 @@ var pollSteps = []struct {
 }
 
 // retryAfterSeconds returns how many seconds a client should wait before it
-// polls an unfinished task again: 1 s while the task is under 10 s old,
-// growing to 30 s after an hour, at most 2 s while progress events arrive,
-// and no sooner than the next attempt of a retrying task.
+// polls an unfinished task again. The hint is 1 s while the task is under
+// 10 s old and grows to 30 s after an hour. It is at most 2 s while progress
+// events arrive, and points no earlier than the next attempt of a retrying
+// task.
 func retryAfterSeconds(task *events.Task, now time.Time) int {
 	age := now.Sub(task.Created)
 	interval := minPollInterval

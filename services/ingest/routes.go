@@ -7,7 +7,7 @@ import (
 )
 
 // routes registers every endpoint. Each path also gets a handler without a
-// method, which answers the other methods with 405 and an Allow header, and
+// method, which responds to the other methods with 405 and an Allow header, and
 // every other path gets a 404 problem.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()

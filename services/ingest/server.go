@@ -105,7 +105,7 @@ func New(ctx context.Context, cfg Config, b *bus.Bus, log *zap.Logger) (*Server,
 // that run their own http.Server.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Serve answers HTTP requests on ln until ctx is done. Then it stops
+// Serve serves HTTP requests on ln until ctx is done. Then it stops
 // accepting connections, waits up to Config.ShutdownTimeout for open
 // requests, closes the connections that remain, and stops the registration
 // cache. It returns nil after a graceful shutdown, and an error when ln

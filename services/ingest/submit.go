@@ -26,7 +26,7 @@ const maxListedTypes = 20
 
 // handleSubmit serves POST /v1/tasks. It validates the request, stores the
 // task's submitted event and returns the task view folded from that event,
-// so the answer reflects the write without reading it back.
+// so the response reflects the write without reading it back.
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	tenant, p := s.tenantOf(r)
 	if p != nil {
@@ -67,13 +67,13 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 
 	id := events.NewID()
 	if key != "" {
-		// A repeat is answered before the request is validated again, so
-		// it returns the task even after the type's registration ended or
-		// the deadline it asked for passed.
+		// The existing task is looked up before the request is validated
+		// again, so a repeat returns it even after the type's registration
+		// ended or the requested deadline passed.
 		id = keyedTaskID(tenant, key)
 		existing, err := s.readTask(ctx, tenant, id)
 		if err == nil {
-			s.answerRepeat(w, r, existing, hash)
+			s.respondRepeat(w, r, existing, hash)
 			return
 		}
 		if !errors.Is(err, bus.ErrTaskNotFound) {
@@ -103,7 +103,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		// A concurrent request with the same key stored its task first.
 		existing, rerr := s.readTask(ctx, tenant, id)
 		if rerr == nil {
-			s.answerRepeat(w, r, existing, hash)
+			s.respondRepeat(w, r, existing, hash)
 			return
 		}
 		err = rerr
@@ -138,10 +138,10 @@ func checkTaskType(req *submitRequest) *Problem {
 	return nil
 }
 
-// answerRepeat answers a request whose Idempotency-Key already names a
-// task: 200 with the task's current view when the request is the same as
+// respondRepeat responds to a request whose Idempotency-Key already names
+// a task: 200 with the task's current view when the request is the same as
 // the first one, 422 otherwise.
-func (s *Server) answerRepeat(w http.ResponseWriter, r *http.Request, task *events.Task, hash string) {
+func (s *Server) respondRepeat(w http.ResponseWriter, r *http.Request, task *events.Task, hash string) {
 	if task.Submission.RequestHash != hash {
 		p := newProblem(ProblemIdempotencyKeyReused, http.StatusUnprocessableEntity,
 			fmt.Sprintf("this Idempotency-Key was first used for a different request, which created task %s; use a new key for a new task", task.ID))

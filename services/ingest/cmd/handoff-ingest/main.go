@@ -1,5 +1,5 @@
 // Command handoff-ingest serves Handoff's HTTP API: it accepts task
-// submissions, stores them on the tasks stream and answers reads of task
+// submissions, stores them on the tasks stream and serves reads of task
 // state. Run as many instances as needed against one NATS server or
 // cluster whose streams are provisioned.
 package main

@@ -53,11 +53,11 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), output i
 		return o, fmt.Errorf("unexpected argument %q; handoff-ingest takes only flags", fs.Arg(0))
 	}
 
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	setByFlag := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { setByFlag[f.Name] = true })
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] {
+		if setByFlag[f.Name] {
 			return
 		}
 		name := envName(f.Name)
