@@ -1,0 +1,57 @@
+# Handoff's tasks. Every target loops over the workspace modules, because the
+# repository root is not a module.
+
+GO ?= go
+MODULES := events pkg schemas services/ingest services/executor services/notifier cmd/handoff examples
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+TEST_FLAGS ?= -race -count=1 -timeout 15m
+
+.PHONY: run test vet lint fmt fuzz build
+
+## run: start the whole stack on an embedded NATS server
+run:
+	$(GO) run ./cmd/handoff dev
+
+## test: vet, then run every module's tests with the race detector
+test: vet
+	@set -e; for m in $(MODULES); do \
+		echo "== go test $$m"; \
+		(cd $$m && $(GO) test $(TEST_FLAGS) ./...); \
+	done
+
+## vet: go vet every module
+vet:
+	@set -e; for m in $(MODULES); do \
+		(cd $$m && $(GO) vet ./...); \
+	done
+
+## lint: gofmt, go vet and staticcheck on every module
+lint: vet
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@set -e; for m in $(MODULES); do \
+		echo "== staticcheck $$m"; \
+		(cd $$m && $(GO) run $(STATICCHECK) ./...); \
+	done
+
+## fmt: rewrite every Go file with gofmt
+fmt:
+	gofmt -w $(MODULES)
+
+## fuzz: run each fuzz test for FUZZTIME (default 20s)
+FUZZTIME ?= 20s
+fuzz:
+	@set -e; for m in $(MODULES); do \
+		for pkg in $$(cd $$m && $(GO) list ./...); do \
+			for f in $$(cd $$m && $(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+				echo "== $$pkg $$f"; \
+				(cd $$m && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg); \
+			done; \
+		done; \
+	done
+
+## build: build the handoff CLI and the three service binaries into bin/
+build:
+	$(GO) build -o bin/handoff ./cmd/handoff
+	$(GO) build -o bin/handoff-ingest ./services/ingest/cmd/handoff-ingest
+	$(GO) build -o bin/handoff-executor ./services/executor/cmd/handoff-executor
+	$(GO) build -o bin/handoff-notifier ./services/notifier/cmd/handoff-notifier
