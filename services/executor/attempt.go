@@ -26,8 +26,9 @@ type attempt struct {
 	e      *Executor
 	msg    jetstream.Msg
 	tt     *taskType
-	log    *zap.Logger
 	number int
+	// log is built on first use, as most attempts log nothing.
+	log *zap.Logger
 
 	// task is the task's state, kept current by folding this attempt's
 	// own writes and replaced by a fresh read after a conflict.
@@ -41,7 +42,7 @@ type attempt struct {
 	lastProgress time.Time
 }
 
-// outcome is what a handler returned.
+// outcome is a handler's return values.
 type outcome struct {
 	result any
 	err    error
@@ -58,7 +59,6 @@ func (e *Executor) runAttempt(msg jetstream.Msg, tt *taskType, task *events.Task
 		task:    task,
 		timeout: attemptTimeout(task, tt, e.cfg.DefaultTimeout),
 		report:  newProgressReport(task.Checkpoint),
-		log:     e.log.With(append(logging.Task(task.Tenant, task.ID, task.Type), zap.Int(logging.KeyAttempt, task.Attempt))...),
 	}
 	parent, cancel := context.WithCancelCause(e.workCtx)
 	defer cancel(nil)
@@ -74,11 +74,25 @@ func (e *Executor) runAttempt(msg jetstream.Msg, tt *taskType, task *events.Task
 		Input:   task.Submission.Input,
 		report:  a.report,
 	}
-	a.log.Debug("attempt started", zap.Duration("timeout", a.timeout))
+	if ce := e.log.Check(zap.DebugLevel, "attempt started"); ce != nil {
+		ce.Write(append(a.fields(), zap.Duration("timeout", a.timeout))...)
+	}
 	done := make(chan outcome, 1)
 	go func() { done <- callHandler(ctx, tt.handler, t) }()
 
 	a.settle(a.wait(done))
+}
+
+// logger returns the attempt's logger, with the task's fields.
+func (a *attempt) logger() *zap.Logger {
+	if a.log == nil {
+		a.log = a.e.log.With(a.fields()...)
+	}
+	return a.log
+}
+
+func (a *attempt) fields() []zap.Field {
+	return append(logging.Task(a.task.Tenant, a.task.ID, a.task.Type), zap.Int(logging.KeyAttempt, a.number))
 }
 
 // attemptTimeout is the submission's timeout, else the task type's, else
@@ -133,7 +147,7 @@ func (a *attempt) wait(done <-chan outcome) outcome {
 
 		case <-heartbeat.C:
 			if err := a.msg.InProgress(); err != nil {
-				a.log.Debug("heartbeat failed", zap.Error(err))
+				a.logger().Debug("heartbeat failed", zap.Error(err))
 			}
 
 		case <-a.report.notify:
@@ -158,7 +172,7 @@ func (a *attempt) wait(done <-chan outcome) outcome {
 			abandon = t.C
 
 		case <-abandon:
-			a.log.Warn("abandoning a handler that did not return after its context was cancelled",
+			a.logger().Warn("abandoning a handler that did not return after its context was cancelled",
 				zap.NamedError("cause", context.Cause(a.ctx)), zap.Duration("kill_grace", a.e.cfg.KillGrace))
 			return outcome{err: context.Cause(a.ctx)}
 		}
@@ -184,7 +198,7 @@ func (a *attempt) writeProgress() {
 			return
 		}
 		if !bus.IsConflict(err) && !errors.Is(err, events.ErrIllegalTransition) {
-			a.log.Debug("writing progress failed", zap.Error(err))
+			a.logger().Debug("writing progress failed", zap.Error(err))
 			return
 		}
 		if !a.refresh(ctx) {
@@ -202,7 +216,7 @@ func (a *attempt) refresh(ctx context.Context) bool {
 		a.cancel(ErrTaskEnded)
 		return false
 	case err != nil:
-		a.log.Debug("re-reading task failed", zap.Error(err))
+		a.logger().Debug("re-reading task failed", zap.Error(err))
 		return false
 	case fresh.Terminal():
 		a.cancel(ErrTaskEnded)

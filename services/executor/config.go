@@ -123,15 +123,15 @@ type Config struct {
 type RetryPolicy struct {
 	// Initial is the delay after the first failure. Default 1s.
 	Initial time.Duration `yaml:"initial"`
-	// Max caps every delay, including one a handler asks for with
+	// Max caps every delay, including one a handler requests with
 	// [RetryAfter]. Default 5m.
 	Max time.Duration `yaml:"max"`
 }
 
 // TypeConfig declares one task type served by this executor.
 type TypeConfig struct {
-	// Description says what the type does, for people and for agents that
-	// list the types.
+	// Description is the purpose of the type, for people and for agents
+	// that list the types.
 	Description string `yaml:"description"`
 
 	// Handler is the handler kind: exec, http, sleep, echo or go.

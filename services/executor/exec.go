@@ -20,7 +20,7 @@ import (
 // Exit statuses of exec handlers with a meaning beyond failure, from BSD's
 // sysexits.h.
 const (
-	// ExitTempFail (EX_TEMPFAIL) asks for another attempt.
+	// ExitTempFail (EX_TEMPFAIL) requests another attempt.
 	ExitTempFail = 75
 	// ExitDataErr (EX_DATAERR) fails the task without another attempt,
 	// for input that can never succeed.
@@ -36,14 +36,16 @@ const (
 	progressPrefix = "progress:"
 )
 
-// PassedEnv lists the variables of the executor's environment that exec
+// passedEnv lists the variables of the executor's environment that exec
 // handlers inherit. Everything else is dropped, so the executor's own
 // credentials do not leak to handlers; a type adds what it needs with env.
-var PassedEnv = []string{"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER"}
+var passedEnv = []string{"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER"}
 
 // execHandler runs a program per attempt:
-//   - the input is its stdin, and HANDOFF_TASK_ID, HANDOFF_TASK_TYPE,
-//     HANDOFF_ATTEMPT and HANDOFF_TENANT are set in its environment;
+//   - the input is its stdin;
+//   - its environment holds PATH, HOME, TMPDIR, LANG, LC_ALL, LC_CTYPE, TZ
+//     and USER from the executor's, the type's env, and HANDOFF_TASK_ID,
+//     HANDOFF_TASK_TYPE, HANDOFF_ATTEMPT and HANDOFF_TENANT;
 //   - stdout is the result and must be JSON (empty means null), at most
 //     the result limit;
 //   - stderr lines "progress: <percent> <message>" report progress, and
@@ -67,8 +69,8 @@ func newExecHandler(tc TypeConfig, cfg Config) (*execHandler, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := make([]string, 0, len(PassedEnv)+len(tc.Env)+4)
-	for _, k := range PassedEnv {
+	env := make([]string, 0, len(passedEnv)+len(tc.Env)+4)
+	for _, k := range passedEnv {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}
@@ -155,7 +157,7 @@ func (h *execHandler) result(stdout *cappedBuffer) (any, error) {
 	return json.RawMessage(out), nil
 }
 
-// describeExit says how the process ended: "exit status 3" or "signal:
+// describeExit describes how the process ended: "exit status 3" or "signal:
 // killed".
 func describeExit(err error) string {
 	var exitErr *exec.ExitError

@@ -142,7 +142,7 @@ echo $$ > "$PID_FILE"
 while :; do sleep 0.05; done
 `)
 	tc := execType(script)
-	tc.Timeout = 300 * time.Millisecond
+	tc.Timeout = time.Second
 	tc.Env = map[string]string{"PID_FILE": pidFile, "TERM_FILE": termFile}
 	tb.start(t, tb.bus, testConfig(map[string]TypeConfig{"stubborn": tc}), nil)
 
@@ -151,7 +151,7 @@ while :; do sleep 0.05; done
 
 	require.Equal(t, events.StatusFailed, task.Status)
 	require.Equal(t, events.CodeTimeout, task.Error.Code)
-	require.Contains(t, task.Error.Message, "timed out after 300ms")
+	require.Contains(t, task.Error.Message, "timed out after 1s")
 
 	// The script got SIGTERM first, ignored it, and was killed.
 	term, err := os.ReadFile(termFile)
@@ -168,7 +168,7 @@ while :; do sleep 0.05; done
 	evs := history(t, tb.bus, id)
 	started := eventsOf(evs, events.KindStarted)[0].Stored
 	failed := eventsOf(evs, events.KindFailed)[0].Stored
-	require.GreaterOrEqual(t, failed.Sub(started), 500*time.Millisecond, "the kill came before timeout plus grace")
+	require.GreaterOrEqual(t, failed.Sub(started), 1200*time.Millisecond, "the kill came before timeout plus grace")
 }
 
 func TestExecEnvironment(t *testing.T) {
@@ -200,7 +200,7 @@ printf '{"id":"%s","type":"%s","attempt":"%s","tenant":"%s","custom":"%s","names
 	// Only the passed-through variables, the HANDOFF_ ones, the type's own
 	// and what the shell sets itself are there.
 	allowed := map[string]bool{"CUSTOM": true, "PWD": true, "OLDPWD": true, "SHLVL": true, "_": true}
-	for _, k := range PassedEnv {
+	for _, k := range passedEnv {
 		allowed[k] = true
 	}
 	for _, name := range strings.Fields(out.Names) {

@@ -178,14 +178,15 @@ func cmpOr(v, fallback json.RawMessage) json.RawMessage {
 // type must be absent from the configuration or declared there with
 // handler go, in which case the file's description, schemas, timeout and
 // max_attempts win over the empty fields of opts. Problems are returned by
-// Run.
+// Run; a call after Run has started is logged and ignored.
 func (e *Executor) Handle(name string, h Handler, opts TypeOptions) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	field := "types." + name
 	switch {
 	case e.started:
-		e.handleErrs = append(e.handleErrs, &configError{field: field, msg: "Handle was called after Run"})
+		// Run has read the handlers already, so nobody would see an error.
+		e.log.Error("ignoring a Go handler registered after Run started; call Handle before Run", zap.String("task_type", name))
 		return
 	case h == nil:
 		e.handleErrs = append(e.handleErrs, &configError{field: field, msg: "Handle was called with a nil handler"})
@@ -255,11 +256,11 @@ func (e *Executor) serve() error {
 // creates or updates the pool's consumer and runs handlers for the tasks
 // it receives, at most Concurrency at once.
 //
-// When ctx is cancelled, Run stops in this order: it stops fetching
-// messages; lets running handlers finish for up to DrainTimeout; cancels
-// the rest with cause [ErrShutdown] and returns their messages to the pool
-// without writing an event; waits for the outcomes being written; and
-// returns nil. It returns an error only if it cannot start for another
+// When ctx is cancelled, Run stops in this order. It stops fetching
+// messages. It lets running handlers finish for up to DrainTimeout. It
+// cancels the rest with cause [ErrShutdown] and returns their messages to
+// the pool without writing an event. It waits for the outcomes being
+// written, and returns nil. It returns an error only if it cannot start for another
 // reason than the cancellation of ctx.
 func (e *Executor) Run(ctx context.Context) error {
 	if err := e.serve(); err != nil {

@@ -223,7 +223,7 @@ func TestTwoExecutorsShareWork(t *testing.T) {
 		cfg := testConfig(nil)
 		cfg.Instance = instance
 		cfg.Concurrency = 2
-		tb.start(t, tb.srv.Bus(t), cfg, map[string]Handler{"work": work(instance)})
+		tb.start(t, tb.connect(t), cfg, map[string]Handler{"work": work(instance)})
 	}
 
 	ids := make([]string, 12)

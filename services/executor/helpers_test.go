@@ -38,6 +38,16 @@ func setup(t *testing.T) *testBundle {
 	return &testBundle{srv: srv, bus: srv.Bus(t)}
 }
 
+// connect returns a bus on a connection of its own. It does not provision
+// the streams again: nats-server 2.15.3 has a data race between a stream
+// update and a consumer creation.
+func (tb *testBundle) connect(t *testing.T) *bus.Bus {
+	t.Helper()
+	b, err := bus.New(tb.srv.Connect(t), "")
+	require.NoError(t, err)
+	return b
+}
+
 // testConfig returns a config with small timings for tests.
 func testConfig(types map[string]TypeConfig) Config {
 	return Config{

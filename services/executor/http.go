@@ -45,7 +45,7 @@ func newHTTPHandler(url string, client *http.Client, limit int) *httpHandler {
 }
 
 // newHTTPClient returns the client of http handlers. It does not follow
-// redirects: a POST that is redirected is answered as a failure.
+// redirects, so a redirect fails the task like other non-2xx statuses.
 func newHTTPClient() *http.Client {
 	return &http.Client{
 		Transport: http.DefaultTransport.(*http.Transport).Clone(),

@@ -85,8 +85,8 @@ func (e *Executor) read(ctx context.Context, tenant, taskID string) (*events.Tas
 
 // handleUndecodable deals with a message that is not a valid Handoff
 // CloudEvent. A submission on a valid subject ends its task as rejected,
-// saying why; other kinds are acknowledged and ignored, as the fold
-// ignores them; a message whose subject breaks the grammar is terminated.
+// with the reason. Other kinds are acknowledged and ignored, as the fold
+// ignores them. A message whose subject breaks the grammar is terminated.
 func (e *Executor) handleUndecodable(msg jetstream.Msg, md *jetstream.MsgMetadata, decodeErr error) {
 	subj, err := events.ParseSubject(msg.Subject())
 	if err != nil {
@@ -144,7 +144,7 @@ func (e *Executor) handleUndecodable(msg jetstream.Msg, md *jetstream.MsgMetadat
 	e.nak(msg, e.cfg.Retry.Initial)
 }
 
-// step is what the executor does with a message.
+// step is the action the executor takes on a message.
 type step int
 
 const (
@@ -161,7 +161,7 @@ type decision struct {
 	data    any
 	attempt int
 	delay   time.Duration
-	// why explains the decision in debug logs.
+	// why is the reason for the decision, for debug logs.
 	why string
 }
 
@@ -204,9 +204,9 @@ func plan(task *events.Task, msgKind events.Kind, delivered uint64, tt *taskType
 
 	case events.StatusRunning:
 		if delivered <= 1 {
-			// Only a redelivery means the running attempt lost its
-			// message; a first delivery is another event of a task whose
-			// attempt is held by someone else.
+			// Only a redelivery means that the running attempt lost its
+			// message. A first delivery is another event of a task whose
+			// attempt another executor holds.
 			return decision{step: stepAck, why: "attempt running elsewhere"}
 		}
 		if task.CancelRequested {

@@ -25,14 +25,14 @@ func (a *attempt) settle(out outcome) {
 	cause := context.Cause(a.ctx)
 	switch {
 	case errors.Is(cause, ErrAttemptSuperseded):
-		a.log.Info("dropping the result of a superseded attempt")
+		a.logger().Info("dropping the result of a superseded attempt")
 		return
 	case errors.Is(cause, ErrTaskEnded):
-		a.log.Debug("task ended while the attempt ran")
+		a.logger().Debug("task ended while the attempt ran")
 		a.e.ack(a.msg)
 		return
 	case out.err != nil && errors.Is(cause, ErrShutdown):
-		a.log.Info("returning the task to the pool at shutdown")
+		a.logger().Info("returning the task to the pool at shutdown")
 		a.e.nak(a.msg, 0)
 		return
 	case out.err != nil && errors.Is(cause, ErrAttemptTimeout):
@@ -40,7 +40,7 @@ func (a *attempt) settle(out outcome) {
 	}
 	var pe *panicError
 	if errors.As(out.err, &pe) {
-		a.log.Warn("handler panicked", zap.Any("panic", pe.value), zap.ByteString("stack", pe.stack))
+		a.logger().Warn("handler panicked", zap.Any("panic", pe.value), zap.ByteString("stack", pe.stack))
 		out.err = failure(events.CodePanic, false, pe)
 	}
 	result, err := encodeResult(out, a.e.cfg.ResultLimit)
@@ -52,14 +52,14 @@ func (a *attempt) settle(out outcome) {
 	for conflicts := 0; conflicts < maxConflicts; {
 		d := decideOutcome(a.task, result, err, a.e.cfg.Retry, time.Now())
 		if cerr := a.task.Check(d.kind); cerr != nil {
-			a.log.Info("dropping the outcome: the task moved on", zap.String("outcome", string(d.kind)), zap.Error(cerr))
+			a.logger().Info("dropping the outcome: the task moved on", zap.String("outcome", string(d.kind)), zap.Error(cerr))
 			a.e.ack(a.msg)
 			return
 		}
 
 		werr := a.e.write(ctx, a.task, d.kind, d.data, a.number)
 		if werr == nil {
-			a.log.Debug("attempt settled", zap.String("outcome", string(d.kind)))
+			a.logger().Debug("attempt settled", zap.String("outcome", string(d.kind)))
 			if d.step == stepRetryLater {
 				a.e.nak(a.msg, d.delay)
 			} else {
@@ -71,7 +71,7 @@ func (a *attempt) settle(out outcome) {
 		if !bus.IsConflict(werr) {
 			failures++
 			if failures >= finalWriteTries {
-				a.log.Warn("recording the outcome failed; the task is taken over after the ack wait", zap.Error(werr))
+				a.logger().Warn("recording the outcome failed; the task is taken over after the ack wait", zap.Error(werr))
 				return
 			}
 			sleep(ctx, time.Duration(failures)*100*time.Millisecond)
@@ -85,22 +85,22 @@ func (a *attempt) settle(out outcome) {
 			a.e.ack(a.msg)
 			return
 		case rerr != nil:
-			a.log.Warn("re-reading the task after a conflict failed; the task is taken over after the ack wait", zap.Error(rerr))
+			a.logger().Warn("re-reading the task after a conflict failed; the task is taken over after the ack wait", zap.Error(rerr))
 			return
 		case fresh.Terminal():
-			a.log.Info("dropping the outcome: the task ended first", zap.String("status", string(fresh.Status)))
+			a.logger().Info("dropping the outcome: the task ended first", zap.String("status", string(fresh.Status)))
 			a.e.ack(a.msg)
 			return
 		case fresh.Attempt != a.number:
 			// Another executor took the task over and now holds the
 			// message, so this one must neither ack nor nak it.
-			a.log.Info("dropping the result: another executor took the task over",
+			a.logger().Info("dropping the result: another executor took the task over",
 				zap.Int("current_attempt", fresh.Attempt), zap.String("current_executor", fresh.Executor))
 			return
 		}
 		a.task = fresh
 	}
-	a.log.Warn("recording the outcome kept conflicting; the task is taken over after the ack wait")
+	a.logger().Warn("recording the outcome kept conflicting; the task is taken over after the ack wait")
 }
 
 // encodeResult returns a successful outcome's result as JSON, or the error

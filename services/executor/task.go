@@ -10,13 +10,13 @@ import (
 
 // Handler runs one attempt of a task. It returns the result, which is
 // encoded as JSON, or an error. Errors are retried while attempts remain,
-// unless wrapped with [Permanent]; [RetryAfter] sets the delay. ctx carries
-// the attempt's timeout and is cancelled with a cause (see the Err
-// variables) when the attempt must stop; context.Cause tells which. A
-// panic counts as a failed attempt.
+// unless wrapped with [Permanent], and [RetryAfter] sets the delay. ctx
+// carries the attempt's timeout and is cancelled with a cause when the
+// attempt must stop. context.Cause returns it: one of the Err variables
+// of this package. A panic counts as a failed attempt.
 type Handler func(ctx context.Context, t *Task) (any, error)
 
-// Task is what a handler sees of the task it runs. Its methods are safe
+// Task is the part of a task that its handler gets. Its methods are safe
 // for concurrent use.
 type Task struct {
 	ID     string
