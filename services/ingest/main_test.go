@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -236,4 +237,37 @@ func (b *bundle) storedMessage(t testing.TB, seq uint64) *jetstream.RawStreamMsg
 	msg, err := stream.GetMsg(ctx, seq)
 	require.NoError(t, err)
 	return msg
+}
+
+// silentNamespace is the namespace of setupSilent, whose tasks stream
+// never replies.
+const silentNamespace = "silent"
+
+// setupSilent serves ingest on a namespace whose tasks stream was deleted
+// and whose subjects are taken by subscribers that never reply, so every
+// read and append of a task waits until the request timeout, as when the
+// NATS server is overloaded or cut off.
+func setupSilent(tb testing.TB) *bundle {
+	tb.Helper()
+	ns := natstest.Start(tb)
+	nc := ns.Connect(tb)
+	b, err := bus.New(nc, silentNamespace)
+	require.NoError(tb, err)
+	ctx := context.Background()
+	require.NoError(tb, b.Provision(ctx, bus.StreamOptions{}))
+	require.NoError(tb, b.JetStream().DeleteStream(ctx, b.Names().TasksStream()))
+	for _, subject := range []string{"$JS.API.DIRECT.GET." + b.Names().TasksStream(), b.Names().TasksSubjects()} {
+		sub, err := nc.Subscribe(subject, func(*nats.Msg) {})
+		require.NoError(tb, err)
+		tb.Cleanup(func() { _ = sub.Unsubscribe() })
+	}
+	register(tb, b, registry.TaskType{Name: "echo"})
+
+	core, logs := observer.New(zap.DebugLevel)
+	srv, err := ingest.New(ctx, ingest.Config{Namespace: silentNamespace, RequestTimeout: 300 * time.Millisecond}, b, zap.New(core))
+	require.NoError(tb, err)
+	tb.Cleanup(srv.Close)
+	hs := httptest.NewServer(srv.Handler())
+	tb.Cleanup(hs.Close)
+	return &bundle{nats: ns, bus: b, srv: srv, url: hs.URL, client: hs.Client(), logs: logs}
 }
