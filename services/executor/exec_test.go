@@ -151,7 +151,7 @@ while :; do sleep 0.05; done
 
 	require.Equal(t, events.StatusFailed, task.Status)
 	require.Equal(t, events.CodeTimeout, task.Error.Code)
-	require.Contains(t, task.Error.Message, "timed out after 1s")
+	require.True(t, strings.HasPrefix(task.Error.Message, "attempt timed out after 1s: signal: killed"), task.Error.Message)
 
 	// The script got SIGTERM first, ignored it, and was killed.
 	term, err := os.ReadFile(termFile)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -36,7 +37,7 @@ func (a *attempt) settle(out outcome) {
 		a.e.nak(a.msg, 0)
 		return
 	case out.err != nil && errors.Is(cause, ErrAttemptTimeout):
-		out.err = failure(events.CodeTimeout, false, fmt.Errorf("attempt timed out after %s: %w", a.timeout, out.err))
+		out.err = failure(events.CodeTimeout, false, timeoutError(a.timeout, out.err))
 	}
 	var pe *panicError
 	if errors.As(out.err, &pe) {
@@ -101,6 +102,17 @@ func (a *attempt) settle(out outcome) {
 		a.task = fresh
 	}
 	a.logger().Warn("recording the outcome kept conflicting; the task is taken over after the ack wait")
+}
+
+// timeoutError returns the error of an attempt that timed out after d,
+// with what the handler returned unless that is only the timeout itself.
+func timeoutError(d time.Duration, err error) error {
+	msg := fmt.Sprintf("attempt timed out after %s", d)
+	detail := strings.TrimPrefix(strings.TrimPrefix(err.Error(), ErrAttemptTimeout.Error()), ": ")
+	if detail != "" {
+		msg += ": " + detail
+	}
+	return errors.New(msg)
 }
 
 // encodeResult returns a successful outcome's result as JSON, or the error
