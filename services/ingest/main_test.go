@@ -7,7 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
+	"strconv"
 	"testing"
 	"time"
 
@@ -106,7 +106,7 @@ type response struct {
 }
 
 // send sends a request and reads the response without checking it, for
-// goroutines that cannot fail the test. Call [bundle.check] on the result.
+// goroutines that cannot fail the test. Call checkContract on the result.
 func (b *bundle) send(req *http.Request) (*response, error) {
 	resp, err := b.client.Do(req)
 	if err != nil {
@@ -214,8 +214,8 @@ func fields(p ingest.Problem) []string {
 // seconds parses a Retry-After header.
 func seconds(t testing.TB, h http.Header) int {
 	t.Helper()
-	var n int
-	require.NoError(t, json.Unmarshal([]byte(strings.TrimSpace(h.Get("Retry-After"))), &n), "Retry-After %q", h.Get("Retry-After"))
+	n, err := strconv.Atoi(h.Get("Retry-After"))
+	require.NoError(t, err, "Retry-After %q", h.Get("Retry-After"))
 	return n
 }
 
@@ -243,10 +243,10 @@ func (b *bundle) storedMessage(t testing.TB, seq uint64) *jetstream.RawStreamMsg
 // never replies.
 const silentNamespace = "silent"
 
-// setupSilent serves ingest on a namespace whose tasks stream was deleted
-// and whose subjects are taken by subscribers that never reply, so every
-// read and append of a task waits until the request timeout, as when the
-// NATS server is overloaded or cut off.
+// setupSilent serves ingest on a namespace whose tasks stream was deleted.
+// Subscribers that never reply take its subjects, so every read and append
+// of a task waits until the request timeout, as when the NATS server is
+// overloaded or cut off.
 func setupSilent(tb testing.TB) *bundle {
 	tb.Helper()
 	ns := natstest.Start(tb)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,7 +49,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, p)
 		return
 	}
-	if p := checkTaskType(req); p != nil {
+	if p := checkRequest(req); p != nil {
 		writeProblem(w, r, p)
 		return
 	}
@@ -117,13 +118,13 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	s.log.Debug("task submitted", append(logging.Task(tenant, id, req.Type), zap.Uint64(logging.KeySeq, seq))...)
 	h := w.Header()
 	h.Set("Location", taskPath(id))
-	h.Set("Retry-After", fmt.Sprint(submitRetryAfter))
+	h.Set("Retry-After", strconv.Itoa(submitRetryAfter))
 	writeJSON(w, http.StatusAccepted, task.View())
 }
 
-// checkTaskType rejects requests that ask for a feature not built yet, and
-// task types that break the subject grammar.
-func checkTaskType(req *submitRequest) *Problem {
+// checkRequest rejects a request that sets run_at, a feature not built
+// yet, and a task type that breaks the subject grammar.
+func checkRequest(req *submitRequest) *Problem {
 	if req.Submission.RunAt != nil {
 		p := newProblem(ProblemNotSupported, http.StatusUnprocessableEntity, "run_at is not supported yet; submit the task when it should start")
 		p.Errors = []ProblemError{{Field: "run_at", Message: "is not supported yet"}}
@@ -153,7 +154,7 @@ func (s *Server) respondRepeat(w http.ResponseWriter, r *http.Request, task *eve
 	h := w.Header()
 	h.Set("Location", taskPath(task.ID))
 	if !task.Terminal() {
-		h.Set("Retry-After", fmt.Sprint(retryAfterSeconds(task, time.Now())))
+		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds(task, time.Now())))
 	}
 	writeJSON(w, http.StatusOK, task.View())
 }
