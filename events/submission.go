@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -123,6 +124,9 @@ func ValidateWebhookURL(raw string) error {
 	if u.Host == "" || u.Hostname() == "" {
 		return fmt.Errorf("has no host")
 	}
+	if err := validateHost(u.Hostname()); err != nil {
+		return err
+	}
 	if u.User != nil {
 		return fmt.Errorf("must not contain credentials; receivers verify the webhook signature instead")
 	}
@@ -191,4 +195,19 @@ func (s Submission) Hash(taskType string) (string, error) {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:]), nil
+}
+
+// validateHost accepts an IP address or a DNS name of letters, digits,
+// hyphens and dots.
+func validateHost(host string) error {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return fmt.Errorf("host %q is neither an IP address nor a DNS name", host)
+		}
+	}
+	return nil
 }

@@ -248,3 +248,31 @@ func TestEventTTLExpiresTask(t *testing.T) {
 		return errors.Is(err, bus.ErrTaskNotFound)
 	}, 10*time.Second, 50*time.Millisecond)
 }
+
+func TestReadTaskOnClosedConnection(t *testing.T) {
+	srv := natstest.Start(t)
+	b := srv.Bus(t)
+	ctx := context.Background()
+	_, err := b.Append(ctx, newEvent(t, events.KindSubmitted, "t1", submission()), bus.AppendOptions{})
+	require.NoError(t, err)
+
+	b.Conn().Close()
+	_, err = b.ReadTask(ctx, "acme", "t1")
+	require.Error(t, err)
+	require.NotErrorIs(t, err, bus.ErrTaskNotFound)
+}
+
+func TestReadTaskServerDown(t *testing.T) {
+	srv := natstest.Start(t)
+	b := srv.Bus(t)
+	ctx := context.Background()
+	_, err := b.Append(ctx, newEvent(t, events.KindSubmitted, "t1", submission()), bus.AppendOptions{})
+	require.NoError(t, err)
+
+	srv.Shutdown()
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	_, err = b.ReadTask(short, "acme", "t1")
+	require.Error(t, err)
+	require.NotErrorIs(t, err, bus.ErrTaskNotFound)
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
@@ -14,6 +15,10 @@ import (
 // readBatch is how many events one batch request returns. A task with more
 // events takes one more request per batch.
 const readBatch = 1024
+
+// readTimeout bounds one batch request when the caller's context allows
+// longer.
+const readTimeout = 10 * time.Second
 
 // headerNumPending counts the messages after this one that match a batch
 // request.
@@ -56,6 +61,12 @@ func (b *Bus) ReadEvents(ctx context.Context, tenant, taskID string, after uint6
 // readBatch appends one batch to out and reports whether more messages
 // match the filter after it.
 func (b *Bus) readBatch(ctx context.Context, filter string, start uint64, out *TaskEvents) (bool, error) {
+	// The batch iterator ends without an error when its deadline passes,
+	// so every read has one, and a read that ends early is an error rather
+	// than a shorter history.
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+
 	msgs, err := jetstreamext.GetBatch(ctx, b.js, b.names.TasksStream(), readBatch,
 		jetstreamext.GetBatchSubject(filter), jetstreamext.GetBatchSeq(start))
 	if err != nil {
@@ -83,6 +94,17 @@ func (b *Bus) readBatch(ctx context.Context, filter string, start uint64, out *T
 			continue
 		}
 		out.Events = append(out.Events, ev)
+	}
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("read %s: no complete answer: %w", filter, err)
+	}
+	if n == 0 {
+		// Neither messages nor a 404: the answer was lost, for example to
+		// a closed connection.
+		return false, fmt.Errorf("read %s: no answer from the server", filter)
+	}
+	if n < readBatch && pending > 0 {
+		return false, fmt.Errorf("read %s: the batch ended %d events early", filter, pending)
 	}
 	return n == readBatch && pending > 0, nil
 }

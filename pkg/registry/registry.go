@@ -79,9 +79,27 @@ type Cache struct {
 	cc jetstream.ConsumeContext
 }
 
+// WatchOption configures [Watch].
+type WatchOption func(*watchOptions)
+
+type watchOptions struct {
+	onError func(error)
+}
+
+// OnError makes the cache report errors of its consumer, such as a lost
+// connection, to f. Without it they are dropped; the consumer recovers on
+// its own either way.
+func OnError(f func(error)) WatchOption {
+	return func(o *watchOptions) { o.onError = f }
+}
+
 // Watch starts a cache and returns once it holds every registration stored
 // when it started. Call Stop when done.
-func Watch(ctx context.Context, b *bus.Bus) (*Cache, error) {
+func Watch(ctx context.Context, b *bus.Bus, opts ...WatchOption) (*Cache, error) {
+	var o watchOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	cons, err := b.JetStream().OrderedConsumer(ctx, b.Names().RegistryStream(), jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{b.Names().TypeRegistrations()},
 		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
@@ -101,12 +119,18 @@ func Watch(ctx context.Context, b *bus.Bus) (*Cache, error) {
 		once.Do(func() { close(caughtUp) })
 	}
 
+	consumeOpts := []jetstream.PullConsumeOpt{}
+	if o.onError != nil {
+		consumeOpts = append(consumeOpts, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			o.onError(fmt.Errorf("watch task type registrations: %w", err))
+		}))
+	}
 	c.cc, err = cons.Consume(func(msg jetstream.Msg) {
 		c.store(msg)
 		if md, err := msg.Metadata(); err == nil && md.NumPending == 0 {
 			once.Do(func() { close(caughtUp) })
 		}
-	})
+	}, consumeOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("watch task type registrations: %w", err)
 	}

@@ -83,7 +83,9 @@ func New(ctx context.Context, cfg Config, b *bus.Bus, log *zap.Logger) (*Server,
 		return nil, err
 	}
 
-	types, err := registry.Watch(ctx, b)
+	types, err := registry.Watch(ctx, b, registry.OnError(func(err error) {
+		log.Warn("task type registrations", zap.Error(err))
+	}))
 	if err != nil {
 		return nil, fmt.Errorf("new ingest server: %w", err)
 	}
