@@ -3,6 +3,7 @@ package notifier
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"regexp"
 	"time"
@@ -13,25 +14,33 @@ import (
 
 // Defaults of [Config].
 const (
-	DefaultTimeout       = 15 * time.Second
-	DefaultConcurrency   = 16
-	DefaultMaxAckPending = 10_000
-	DefaultMaxRetryAfter = 3 * time.Hour
+	DefaultTimeout             = 15 * time.Second
+	DefaultConcurrency         = 64
+	DefaultEndpointConcurrency = 8
+	DefaultMaxAckPending       = 100_000
+	DefaultMaxRetryAfter       = 3 * time.Hour
 
-	// ConsumerName is the durable consumer every notifier instance of a
-	// namespace shares, so JetStream balances the events between them.
+	// ConsumerName is the durable consumer on the tasks stream that every
+	// notifier instance of a namespace shares. It turns each notified
+	// event into delivery jobs.
 	ConsumerName = "notifier"
+
+	// DeliveryConsumerName is the durable consumer on the deliveries
+	// stream that every notifier instance of a namespace shares. It makes
+	// the delivery attempts.
+	DeliveryConsumerName = "notifier-deliveries"
 )
 
 // DefaultBackoff is the delay before each retry of a failed delivery:
 // after the first failed attempt 5s, after the second 30s, and so on. When
-// the last delay is used up, the notifier gives up on the event.
+// the last delay is used up, the notifier gives up on the delivery.
 var DefaultBackoff = []time.Duration{
 	5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute,
 	30 * time.Minute, time.Hour, 3 * time.Hour,
 }
 
-// taskIOTimeout bounds reading a task and recording one attempt on it.
+// taskIOTimeout bounds each read and write around an attempt: reading the
+// task, the subscription or the pending jobs, and recording the attempt.
 const taskIOTimeout = 5 * time.Second
 
 // ErrInvalidConfig is wrapped by the errors of [Config.Validate].
@@ -50,16 +59,31 @@ type Config struct {
 	// /handoff/notifier/<instance>. Empty means the host name.
 	Instance string
 
-	// Secrets sign every webhook request, one signature per secret, so a
-	// receiver can move to a new secret while the old one still verifies.
-	// At least one is required. Each is "whsec_" and the base64 of 24 to 64
-	// bytes.
+	// Secrets sign every request to a webhook given at submit, one
+	// signature per secret. At least one is required. Each is "whsec_" and
+	// the base64 of 24 to 64 bytes. Subscriptions sign with their own
+	// secrets instead.
 	Secrets []string
 
+	// PreviousSecrets keep signing beside Secrets until RotationEnds, so
+	// that receivers can move from an old secret to a new one at any moment
+	// of the overlap. Requests timestamped after RotationEnds carry only
+	// the signatures of Secrets.
+	PreviousSecrets []string
+
+	// RotationEnds is the end of the overlap of PreviousSecrets. It is
+	// required with PreviousSecrets and must be zero without them.
+	RotationEnds time.Time
+
 	// AllowLoopback permits webhooks to loopback addresses, for local
-	// development and tests. Private, link-local and other internal
-	// addresses stay rejected; see [CheckAddr].
+	// development and tests. Other internal addresses stay rejected; see
+	// [webhook.CheckAddr].
 	AllowLoopback bool
+
+	// AllowNetworks lists internal address ranges that webhooks may reach
+	// all the same, such as a cluster network whose receivers the operator
+	// trusts.
+	AllowNetworks []netip.Prefix
 
 	// Timeout bounds one delivery attempt, from dialing to the end of the
 	// response. Zero means DefaultTimeout (15s).
@@ -75,21 +99,36 @@ type Config struct {
 	// the next attempt. Zero means DefaultMaxRetryAfter (3h).
 	MaxRetryAfter time.Duration
 
-	// Concurrency bounds the deliveries in flight in this instance. Zero
-	// means DefaultConcurrency (16).
+	// Concurrency bounds the delivery attempts in flight in this instance.
+	// Zero means DefaultConcurrency (64).
 	Concurrency int
 
-	// AckWait is how long JetStream waits for this instance to settle an
-	// event before it redelivers it to another. It must cover one attempt
-	// plus reading the task and recording the attempt. Zero means
-	// Timeout + 45s.
+	// EndpointConcurrency bounds the attempts in flight to one endpoint in
+	// this instance, so that an endpoint that hangs holds at most this many
+	// of the Concurrency workers. An endpoint is a subscription, or the
+	// scheme, host and port of a webhook given at submit. Zero means
+	// DefaultEndpointConcurrency (8).
+	EndpointConcurrency int
+
+	// DrainTimeout bounds how long Run waits at shutdown for the attempts
+	// in flight. Attempts still running then are cancelled, recorded as
+	// failed and returned to the stream for another instance. Zero means
+	// Timeout.
+	DrainTimeout time.Duration
+
+	// AckWait is how long JetStream waits for this instance to settle a
+	// delivery job before it gives the job to another instance, as after a
+	// crash. It must cover one attempt plus the reads and the write around
+	// it. Zero means Timeout + 45s.
 	AckWait time.Duration
 
-	// MaxAckPending bounds the events that are in flight or waiting for a
-	// retry, across all instances. Zero means DefaultMaxAckPending (10000).
+	// MaxAckPending bounds the delivery jobs in flight or waiting for a
+	// retry, across all instances. Zero means DefaultMaxAckPending
+	// (100000).
 	//
-	// NOTE: events waiting for a retry count against this limit, so enough
-	// failing endpoints stall every delivery until their retries end.
+	// NOTE: jobs waiting for a retry count against this limit, so enough
+	// jobs for failing endpoints stall every delivery until their retries
+	// end.
 	MaxAckPending int
 }
 
@@ -109,11 +148,19 @@ func (c Config) WithDefaults() Config {
 	}
 	c.Backoff = append([]time.Duration(nil), c.Backoff...)
 	c.Secrets = append([]string(nil), c.Secrets...)
+	c.PreviousSecrets = append([]string(nil), c.PreviousSecrets...)
+	c.AllowNetworks = append([]netip.Prefix(nil), c.AllowNetworks...)
 	if c.MaxRetryAfter == 0 {
 		c.MaxRetryAfter = DefaultMaxRetryAfter
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
+	}
+	if c.EndpointConcurrency == 0 {
+		c.EndpointConcurrency = min(DefaultEndpointConcurrency, c.Concurrency)
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = c.Timeout
 	}
 	if c.AckWait == 0 {
 		c.AckWait = c.Timeout + 45*time.Second
@@ -140,6 +187,21 @@ func (c Config) Validate() error {
 	if _, err := webhook.NewSigner(c.Secrets); err != nil {
 		return fmt.Errorf("%w: Secrets: %w", ErrInvalidConfig, err)
 	}
+	if len(c.PreviousSecrets) > 0 {
+		if _, err := webhook.NewSigner(c.PreviousSecrets); err != nil {
+			return fmt.Errorf("%w: PreviousSecrets: %w", ErrInvalidConfig, err)
+		}
+		if c.RotationEnds.IsZero() {
+			return fmt.Errorf("%w: RotationEnds is missing; PreviousSecrets need the end of the rotation overlap", ErrInvalidConfig)
+		}
+	} else if !c.RotationEnds.IsZero() {
+		return fmt.Errorf("%w: RotationEnds is set without PreviousSecrets", ErrInvalidConfig)
+	}
+	for i, p := range c.AllowNetworks {
+		if !p.IsValid() {
+			return fmt.Errorf("%w: AllowNetworks[%d] is not a valid prefix", ErrInvalidConfig, i)
+		}
+	}
 	if c.Timeout <= 0 {
 		return fmt.Errorf("%w: Timeout %s must be positive", ErrInvalidConfig, c.Timeout)
 	}
@@ -154,6 +216,12 @@ func (c Config) Validate() error {
 	if c.Concurrency < 1 {
 		return fmt.Errorf("%w: Concurrency %d must be at least 1", ErrInvalidConfig, c.Concurrency)
 	}
+	if c.EndpointConcurrency < 1 || c.EndpointConcurrency > c.Concurrency {
+		return fmt.Errorf("%w: EndpointConcurrency %d must be from 1 to Concurrency (%d)", ErrInvalidConfig, c.EndpointConcurrency, c.Concurrency)
+	}
+	if c.DrainTimeout < 0 {
+		return fmt.Errorf("%w: DrainTimeout %s must not be negative", ErrInvalidConfig, c.DrainTimeout)
+	}
 	if minAckWait := c.Timeout + 2*taskIOTimeout; c.AckWait < minAckWait {
 		return fmt.Errorf("%w: AckWait %s is shorter than Timeout plus %s to read the task and record the attempt (%s)",
 			ErrInvalidConfig, c.AckWait, 2*taskIOTimeout, minAckWait)
@@ -164,11 +232,34 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// keys returns the signing keys of webhooks given at submit: Secrets
+// without end, then PreviousSecrets until RotationEnds.
+func (c Config) keys() []webhook.Key {
+	keys := make([]webhook.Key, 0, len(c.Secrets)+len(c.PreviousSecrets))
+	for _, s := range c.Secrets {
+		keys = append(keys, webhook.Key{Secret: s})
+	}
+	for _, s := range c.PreviousSecrets {
+		keys = append(keys, webhook.Key{Secret: s, NotAfter: c.RotationEnds})
+	}
+	return keys
+}
+
+// guard returns the address guard of webhook requests.
+func (c Config) guard() webhook.Guard {
+	return webhook.Guard{AllowLoopback: c.AllowLoopback, Allow: c.AllowNetworks}
+}
+
 // String formats c for a log line, with the number of secrets in place of
 // their values.
 func (c Config) String() string {
-	return fmt.Sprintf("notifier.Config{Namespace: %q, Instance: %q, Secrets: %d, AllowLoopback: %t, Timeout: %s, Backoff: %v, MaxRetryAfter: %s, Concurrency: %d, AckWait: %s, MaxAckPending: %d}",
-		c.Namespace, c.Instance, len(c.Secrets), c.AllowLoopback, c.Timeout, c.Backoff, c.MaxRetryAfter, c.Concurrency, c.AckWait, c.MaxAckPending)
+	ends := "none"
+	if !c.RotationEnds.IsZero() {
+		ends = c.RotationEnds.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("notifier.Config{Namespace: %q, Instance: %q, Secrets: %d, PreviousSecrets: %d, RotationEnds: %s, AllowLoopback: %t, AllowNetworks: %v, Timeout: %s, Backoff: %v, MaxRetryAfter: %s, Concurrency: %d, EndpointConcurrency: %d, DrainTimeout: %s, AckWait: %s, MaxAckPending: %d}",
+		c.Namespace, c.Instance, len(c.Secrets), len(c.PreviousSecrets), ends, c.AllowLoopback, c.AllowNetworks, c.Timeout, c.Backoff, c.MaxRetryAfter,
+		c.Concurrency, c.EndpointConcurrency, c.DrainTimeout, c.AckWait, c.MaxAckPending)
 }
 
 // GoString is String, so that %#v does not print the secrets either.

@@ -2,6 +2,7 @@ package notifier
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -29,9 +30,18 @@ func TestConfigDefaults(t *testing.T) {
 		30 * time.Minute, time.Hour, 3 * time.Hour,
 	}, cfg.Backoff)
 	require.Equal(t, 3*time.Hour, cfg.MaxRetryAfter)
-	require.Equal(t, 16, cfg.Concurrency)
+	require.Equal(t, 64, cfg.Concurrency)
+	require.Equal(t, 8, cfg.EndpointConcurrency)
+	require.Equal(t, 15*time.Second, cfg.DrainTimeout)
 	require.Equal(t, time.Minute, cfg.AckWait)
-	require.Equal(t, 10_000, cfg.MaxAckPending)
+	require.Equal(t, 100_000, cfg.MaxAckPending)
+	require.Empty(t, cfg.PreviousSecrets)
+	require.True(t, cfg.RotationEnds.IsZero())
+
+	// A small Concurrency caps the default EndpointConcurrency.
+	small := Config{Secrets: []string{testSecret(t)}, Concurrency: 2}.WithDefaults()
+	require.NoError(t, small.Validate())
+	require.Equal(t, 2, small.EndpointConcurrency)
 
 	// The defaults are copied, so a caller cannot change DefaultBackoff.
 	cfg.Backoff[0] = time.Hour
@@ -54,7 +64,13 @@ func TestConfigValidateNamesField(t *testing.T) {
 		{"max retry after", func(c *Config) { c.MaxRetryAfter = -1 }, "MaxRetryAfter"},
 		{"concurrency", func(c *Config) { c.Concurrency = -1 }, "Concurrency"},
 		{"ack wait", func(c *Config) { c.AckWait = 20 * time.Second }, "AckWait 20s is shorter than Timeout plus 10s"},
-		{"max ack pending", func(c *Config) { c.MaxAckPending = 4 }, "MaxAckPending 4 is below Concurrency 16"},
+		{"max ack pending", func(c *Config) { c.MaxAckPending = 4 }, "MaxAckPending 4 is below Concurrency 64"},
+		{"endpoint concurrency", func(c *Config) { c.EndpointConcurrency = 65 }, "EndpointConcurrency 65 must be from 1 to Concurrency (64)"},
+		{"drain timeout", func(c *Config) { c.DrainTimeout = -time.Second }, "DrainTimeout"},
+		{"bad previous secret", func(c *Config) { c.PreviousSecrets = []string{"whsec_c2hvcnQ="}; c.RotationEnds = time.Now() }, "PreviousSecrets: invalid webhook secret: secret 1 of 1"},
+		{"previous without end", func(c *Config) { c.PreviousSecrets = []string{secret} }, "RotationEnds is missing"},
+		{"end without previous", func(c *Config) { c.RotationEnds = time.Now() }, "RotationEnds is set without PreviousSecrets"},
+		{"allow networks", func(c *Config) { c.AllowNetworks = []netip.Prefix{{}} }, "AllowNetworks[0]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,13 +85,15 @@ func TestConfigValidateNamesField(t *testing.T) {
 }
 
 func TestConfigStringHidesSecrets(t *testing.T) {
-	a, b := testSecret(t), testSecret(t)
-	cfg := Config{Secrets: []string{a, b}, Instance: "n1"}.WithDefaults()
+	a, b, c := testSecret(t), testSecret(t), testSecret(t)
+	cfg := Config{Secrets: []string{a, b}, PreviousSecrets: []string{c}, RotationEnds: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC), Instance: "n1"}.WithDefaults()
 	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
 		out := fmt.Sprintf(format, cfg)
 		require.Contains(t, out, "Secrets: 2", format)
 		require.Contains(t, out, `Instance: "n1"`, format)
 		require.NotContains(t, out, strings.TrimPrefix(a, webhook.SecretPrefix), format)
 		require.NotContains(t, out, strings.TrimPrefix(b, webhook.SecretPrefix), format)
+		require.NotContains(t, out, strings.TrimPrefix(c, webhook.SecretPrefix), format)
+		require.Contains(t, out, "PreviousSecrets: 1, RotationEnds: 2026-05-01T00:00:00Z", format)
 	}
 }

@@ -23,11 +23,11 @@ func TestMissingHeartbeatFindsDeletedConsumer(t *testing.T) {
 
 	// While the consumer exists, missing heartbeats are only logged.
 	stopped := make(chan error, 1)
-	n.consumeError(cons, jetstream.ErrNoHeartbeat, stopped)
+	n.consumeError(cons, ConsumerName, jetstream.ErrNoHeartbeat, stopped)
 	require.Empty(t, stopped)
 
 	require.NoError(t, b.JetStream().DeleteConsumer(ctx, b.Names().TasksStream(), ConsumerName))
-	n.consumeError(cons, jetstream.ErrNoHeartbeat, stopped)
+	n.consumeError(cons, ConsumerName, jetstream.ErrNoHeartbeat, stopped)
 	require.Len(t, stopped, 1)
 	require.ErrorIs(t, <-stopped, jetstream.ErrConsumerNotFound)
 }

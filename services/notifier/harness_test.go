@@ -3,6 +3,7 @@ package notifier_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -37,44 +38,67 @@ const (
 // testEnv is a NATS server with the streams provisioned and a notifier
 // that runs until the test ends.
 type testEnv struct {
+	srv    *natstest.Server
 	bus    *bus.Bus
 	secret string
+	cfg    notifier.Config
 	logs   *observer.ObservedLogs
 	cancel context.CancelFunc
 	done   chan error
 }
 
-// startNotifier starts NATS and a notifier with one fresh secret, loopback
-// allowed and a 50ms backoff schedule of three retries. mutate may change
-// the config before the notifier is built.
-func startNotifier(t *testing.T, mutate func(*notifier.Config)) *testEnv {
+// testConfig is the notifier config of these tests: one fresh secret,
+// loopback allowed and a 50ms backoff schedule of three retries.
+func testConfig(t *testing.T) notifier.Config {
 	t.Helper()
-	b := natstest.Start(t).Bus(t)
 	secret, err := webhook.NewSecret()
 	require.NoError(t, err)
-
-	cfg := notifier.Config{
+	return notifier.Config{
 		Instance:      "test",
 		Secrets:       []string{secret},
 		AllowLoopback: true,
 		Timeout:       5 * time.Second,
 		Backoff:       []time.Duration{50 * time.Millisecond, 50 * time.Millisecond, 50 * time.Millisecond},
 	}
+}
+
+// startNotifier starts NATS and a notifier with the testConfig. mutate may
+// change the config before the notifier is built.
+func startNotifier(t *testing.T, mutate func(*notifier.Config)) *testEnv {
+	t.Helper()
+	srv := natstest.Start(t)
+	b := srv.Bus(t)
+	cfg := testConfig(t)
 	if mutate != nil {
 		mutate(&cfg)
 	}
+	env := runNotifier(t, b, cfg)
+	env.srv = srv
+	return env
+}
+
+// runNotifier runs a notifier with cfg on b until the test ends.
+func runNotifier(t *testing.T, b *bus.Bus, cfg notifier.Config) *testEnv {
+	t.Helper()
 	core, logs := observer.New(zap.DebugLevel)
 	n, err := notifier.New(cfg, b, zap.New(core))
 	require.NoError(t, err)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	env := &testEnv{bus: b, secret: secret, logs: logs, cancel: cancel, done: make(chan error, 1)}
+	env := &testEnv{bus: b, secret: cfg.Secrets[0], cfg: cfg, logs: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() { env.done <- n.Run(ctx) }()
 	t.Cleanup(func() { env.stop(t) })
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, entry := range logs.All() {
+				t.Log(entry.Level, entry.Message, entry.ContextMap())
+			}
+		}
+	})
 
-	// Run has created the consumer once it shows up on the server.
+	// Run has created the consumers once they show up on the server.
 	require.Eventually(t, func() bool {
-		_, err := b.JetStream().Consumer(context.Background(), b.Names().TasksStream(), notifier.ConsumerName)
+		_, err := b.JetStream().Consumer(context.Background(), b.Names().DeliveriesStream(), notifier.DeliveryConsumerName)
 		return err == nil
 	}, waitFor, tick)
 	return env
@@ -156,38 +180,70 @@ func sequence(codes ...int) func(int, http.ResponseWriter, *http.Request) {
 	}
 }
 
-// publishTask appends the events of a task that runs and ends with an
-// event of kind end, as ingest and an executor would: submitted (with
-// webhookURL, unless empty), started, then the end event. It returns the
-// end event with its stream sequence.
-func publishTask(t *testing.T, b *bus.Bus, webhookURL string, end events.Kind, data any) events.Event {
-	t.Helper()
-	ctx := context.Background()
-	taskID := events.NewID()
-	opts := bus.AppendOptions{TTL: time.Hour}
+// taskWriter appends the events of one task as ingest and an executor
+// would, each with the compare-and-set.
+type taskWriter struct {
+	t        *testing.T
+	b        *bus.Bus
+	id       string
+	taskType string
+	opts     bus.AppendOptions
+	// attempt counts the started events.
+	attempt int
+}
 
+// newTask submits a task of taskType with webhookURL, unless empty, and
+// returns its writer.
+func newTask(t *testing.T, b *bus.Bus, taskType, webhookURL string) *taskWriter {
+	t.Helper()
+	w := &taskWriter{t: t, b: b, id: events.NewID(), taskType: taskType, opts: bus.AppendOptions{TTL: time.Hour}}
 	sub := events.Submission{Input: json.RawMessage(`{"dir":"/data"}`), TTL: events.Duration(time.Hour)}
 	if webhookURL != "" {
 		sub.Webhook = &events.Webhook{URL: webhookURL}
 	}
-	submitted, err := events.NewEvent(events.KindSubmitted, tenant, taskID, taskType, "/handoff/ingest", sub)
-	require.NoError(t, err)
-	opts.ExpectSeq, err = b.Append(ctx, &submitted, opts)
-	require.NoError(t, err)
+	w.append(events.KindSubmitted, sub, "/handoff/ingest")
+	return w
+}
 
-	started, err := events.NewEvent(events.KindStarted, tenant, taskID, taskType, "/handoff/executor/e1", events.Started{Attempt: 1, Executor: "e1"})
-	require.NoError(t, err)
-	started.Attempt = 1
-	opts.ExpectSeq, err = b.Append(ctx, &started, opts)
-	require.NoError(t, err)
+// append stores an event of kind with data and returns it with its
+// stream sequence.
+func (w *taskWriter) append(kind events.Kind, data any, source string) events.Event {
+	w.t.Helper()
+	ev, err := events.NewEvent(kind, tenant, w.id, w.taskType, source, data)
+	require.NoError(w.t, err)
+	if kind != events.KindSubmitted && kind != events.KindResumed {
+		ev.Attempt = w.attempt
+	}
+	ev.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	ev.Seq, err = w.b.Append(context.Background(), &ev, w.opts)
+	for errors.Is(err, bus.ErrConflict) {
+		// The notifier recorded a delivery since: read the task again,
+		// as a real writer would.
+		task, readErr := w.b.ReadTask(context.Background(), tenant, w.id)
+		require.NoError(w.t, readErr)
+		require.NoError(w.t, task.Check(kind))
+		w.opts.ExpectSeq = task.LastSeq
+		ev.Seq, err = w.b.Append(context.Background(), &ev, w.opts)
+	}
+	require.NoError(w.t, err)
+	w.opts.ExpectSeq = ev.Seq
+	return ev
+}
 
-	last, err := events.NewEvent(end, tenant, taskID, taskType, "/handoff/executor/e1", data)
-	require.NoError(t, err)
-	last.Attempt = 1
-	last.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	last.Seq, err = b.Append(ctx, &last, opts)
-	require.NoError(t, err)
-	return last
+// run appends started, then kind with data, as the executor e1 would.
+func (w *taskWriter) run(kind events.Kind, data any) events.Event {
+	w.t.Helper()
+	w.attempt++
+	w.append(events.KindStarted, events.Started{Attempt: w.attempt, Executor: "e1"}, "/handoff/executor/e1")
+	return w.append(kind, data, "/handoff/executor/e1")
+}
+
+// publishTask appends the events of a task that runs and ends with an
+// event of kind end: submitted (with webhookURL, unless empty), started,
+// then the end event. It returns the end event with its stream sequence.
+func publishTask(t *testing.T, b *bus.Bus, webhookURL string, end events.Kind, data any) events.Event {
+	t.Helper()
+	return newTask(t, b, taskType, webhookURL).run(end, data)
 }
 
 // publishSucceeded publishes a task that succeeds with a small result.
@@ -232,17 +288,35 @@ func waitRecords(t *testing.T, b *bus.Bus, ev events.Event, n int) []record {
 	return got
 }
 
-// waitSettled waits until the notifier's consumer has acked or terminated
-// every event up to stream sequence seq and holds none for a retry.
+// waitSettled waits until the dispatch consumer has acked or terminated
+// every event up to stream sequence seq, and every delivery job is
+// settled: none waits in the deliveries stream, none is held for a retry.
 func waitSettled(t *testing.T, b *bus.Bus, seq uint64) {
 	t.Helper()
-	var info *jetstream.ConsumerInfo
+	ctx := context.Background()
+	var dispatch, deliveries *jetstream.ConsumerInfo
+	var jobs uint64
 	require.Eventually(t, func() bool {
-		cons, err := b.JetStream().Consumer(context.Background(), b.Names().TasksStream(), notifier.ConsumerName)
+		cons, err := b.JetStream().Consumer(ctx, b.Names().TasksStream(), notifier.ConsumerName)
 		if err != nil {
 			return false
 		}
-		info, err = cons.Info(context.Background())
-		return err == nil && info.AckFloor.Stream >= seq && info.NumAckPending == 0 && info.NumPending == 0
-	}, waitFor, tick, "waiting for the consumer to settle sequence %d: %+v", seq, info)
+		if dispatch, err = cons.Info(ctx); err != nil {
+			return false
+		}
+		cons, err = b.JetStream().Consumer(ctx, b.Names().DeliveriesStream(), notifier.DeliveryConsumerName)
+		if err != nil {
+			return false
+		}
+		if deliveries, err = cons.Info(ctx); err != nil {
+			return false
+		}
+		stream, err := b.JetStream().Stream(ctx, b.Names().DeliveriesStream())
+		if err != nil {
+			return false
+		}
+		jobs = stream.CachedInfo().State.Msgs
+		return dispatch.AckFloor.Stream >= seq && dispatch.NumAckPending == 0 && dispatch.NumPending == 0 &&
+			deliveries.NumAckPending == 0 && deliveries.NumPending == 0 && jobs == 0
+	}, waitFor, tick, "waiting for the notifier to settle sequence %d: dispatch %+v, deliveries %+v, %d jobs stored", seq, dispatch, deliveries, jobs)
 }

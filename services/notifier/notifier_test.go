@@ -253,7 +253,7 @@ func TestTaskWithoutWebhookAcked(t *testing.T) {
 
 	waitSettled(t, env.bus, ev.Seq)
 	require.Empty(t, records(t, env.bus, ev))
-	require.Len(t, env.logs.FilterMessage("skip event of a task without webhook").All(), 1)
+	require.Len(t, env.logs.FilterMessage("skip event without webhook or matching subscription").All(), 1)
 }
 
 func TestRotationSignsWithEverySecret(t *testing.T) {
@@ -273,6 +273,43 @@ func TestRotationSignsWithEverySecret(t *testing.T) {
 	}
 	verifyWithReference(t, env.secret, reqs[0])
 	verifyWithReference(t, second, reqs[0])
+}
+
+func TestPreviousSecretSignsUntilRotationEnds(t *testing.T) {
+	previous, err := webhook.NewSecret()
+	require.NoError(t, err)
+	rcv := newReceiver(t, status(http.StatusOK))
+	env := startNotifier(t, func(c *notifier.Config) {
+		c.PreviousSecrets = []string{previous}
+		c.RotationEnds = time.Now().Add(time.Hour)
+	})
+	ev := publishSucceeded(t, env.bus, rcv.URL)
+
+	waitRecords(t, env.bus, ev, 1)
+	reqs := rcv.requests()
+	require.Len(t, reqs, 1)
+	require.Len(t, strings.Fields(reqs[0].header.Get(webhook.HeaderSignature)), 2)
+	verifyWithReference(t, env.secret, reqs[0])
+	verifyWithReference(t, previous, reqs[0])
+	started := env.logs.FilterMessage("notifier started").All()
+	require.Len(t, started, 1)
+	require.EqualValues(t, 1, started[0].ContextMap()["previous_secrets"])
+
+	// Once the overlap has ended, only the current secret signs.
+	over := newReceiver(t, status(http.StatusOK))
+	cfg := env.cfg
+	cfg.RotationEnds = time.Now().Add(-time.Second)
+	env.stop(t)
+	next := runNotifier(t, env.bus, cfg)
+	ev = publishSucceeded(t, next.bus, over.URL)
+	waitRecords(t, next.bus, ev, 1)
+	reqs = over.requests()
+	require.Len(t, reqs, 1)
+	require.Len(t, strings.Fields(reqs[0].header.Get(webhook.HeaderSignature)), 1)
+	verifyWithReference(t, env.secret, reqs[0])
+	old, err := standardwebhooks.NewWebhook(previous)
+	require.NoError(t, err)
+	require.Error(t, old.Verify(reqs[0].body, reqs[0].header))
 }
 
 func TestInputRequiredDelivered(t *testing.T) {

@@ -23,13 +23,14 @@ func (n *Notifier) record(ctx context.Context, task *events.Task, ev *events.Eve
 	}
 
 	data := events.Delivery{
-		EventID:    ev.ID,
-		EventKind:  ev.Kind,
-		Endpoint:   ep.Redacted(),
-		Attempt:    attempt,
-		StatusCode: res.StatusCode,
-		Error:      describe(res),
-		Duration:   events.Duration(res.Duration),
+		EventID:        ev.ID,
+		EventKind:      ev.Kind,
+		Endpoint:       ep.Redacted(),
+		SubscriptionID: ep.SubscriptionID,
+		Attempt:        attempt,
+		StatusCode:     res.StatusCode,
+		Error:          describe(res),
+		Duration:       events.Duration(res.Duration),
 	}
 	rec, err := events.NewEvent(kind, ev.Tenant, ev.TaskID, ev.TaskType, n.source, data)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/handoff-dev/handoff/pkg/webhook"
 )
 
 // jitterFraction spreads each backoff delay uniformly over ±20%, so that
@@ -32,7 +34,7 @@ const (
 func classify(res attemptResult) verdict {
 	switch {
 	case res.Err != nil:
-		if errors.Is(res.Err, ErrAddressRejected) || errors.Is(res.Err, errUnsendable) {
+		if errors.Is(res.Err, webhook.ErrAddressRejected) || errors.Is(res.Err, errUnsendable) {
 			return verdictGiveUp
 		}
 		return verdictRetry

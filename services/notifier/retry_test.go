@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/handoff-dev/handoff/pkg/webhook"
 )
 
 func TestClassify(t *testing.T) {
@@ -34,7 +36,7 @@ func TestClassify(t *testing.T) {
 		{attemptResult{StatusCode: 504}, verdictRetry},
 		{attemptResult{Err: errors.New("connection refused")}, verdictRetry},
 		{attemptResult{Err: fmt.Errorf("timed out: %w", errors.New("deadline"))}, verdictRetry},
-		{attemptResult{Err: fmt.Errorf("dial: %w", ErrAddressRejected)}, verdictGiveUp},
+		{attemptResult{Err: fmt.Errorf("dial: %w", webhook.ErrAddressRejected)}, verdictGiveUp},
 		{attemptResult{Err: fmt.Errorf("%w: bad URL", errUnsendable)}, verdictGiveUp},
 	}
 	for _, tt := range tests {

@@ -23,14 +23,23 @@ const UserAgent = "Handoff-Notifier"
 // that the connection can be reused. The body itself is ignored.
 const maxResponseDrain = 64 << 10
 
-// errUnsendable is wrapped by errors that no retry can fix, such as an
-// invalid webhook URL.
-var errUnsendable = errors.New("webhook cannot be sent")
+var (
+	// errUnsendable is wrapped by errors that no retry can fix, such as an
+	// invalid webhook URL.
+	errUnsendable = errors.New("webhook cannot be sent")
+
+	// errInterrupted is the error of an attempt that was cancelled because
+	// the notifier shut down.
+	errInterrupted = errors.New("attempt interrupted: the notifier shut down before the receiver responded")
+)
 
 // Endpoint is a receiver of webhook requests.
 type Endpoint struct {
 	// URL is the target of the requests. Its query may contain tokens.
 	URL string
+	// SubscriptionID names the subscription the endpoint belongs to, or is
+	// empty for a webhook given at submit.
+	SubscriptionID string
 }
 
 // Redacted returns the URL without query, fragment and user information,
@@ -71,22 +80,23 @@ type attemptResult struct {
 // redirects.
 type sender struct {
 	client  *http.Client
-	signer  *webhook.Signer
+	guard   webhook.Guard
 	timeout time.Duration
 }
 
-func newSender(cfg Config, signer *webhook.Signer) *sender {
-	return &sender{client: newHTTPClient(cfg), signer: signer, timeout: cfg.Timeout}
+func newSender(cfg Config) *sender {
+	return &sender{client: newHTTPClient(cfg), guard: cfg.guard(), timeout: cfg.Timeout}
 }
 
 // newHTTPClient returns the webhook HTTP client. Its dialer checks every
-// resolved address with CheckAddr, and it uses no proxy, because a proxy
-// would connect on its behalf and bypass that check.
+// resolved address with the config's [webhook.Guard], and it uses no
+// proxy, because a proxy would connect on its behalf and bypass that
+// check.
 func newHTTPClient(cfg Config) *http.Client {
 	dialer := &net.Dialer{
 		Timeout:        cfg.Timeout,
 		KeepAlive:      30 * time.Second,
-		ControlContext: dialControl(cfg.AllowLoopback),
+		ControlContext: cfg.guard().DialControl(),
 	}
 	transport := &http.Transport{
 		Proxy:                  nil,
@@ -107,15 +117,16 @@ func newHTTPClient(cfg Config) *http.Client {
 	}
 }
 
-// send POSTs ev to ep as a signed structured-mode CloudEvent and returns
-// what came of it. The webhook-id is the event id, so it is the same on
-// every retry, and webhook-timestamp is the time of this attempt.
-func (s *sender) send(ctx context.Context, ev *events.Event, ep Endpoint) attemptResult {
+// send POSTs ev to ep as a CloudEvent in structured mode, signed by
+// signer, and returns what came of it. The webhook-id is the event id, so
+// it is the same on every retry, and webhook-timestamp is the time of this
+// attempt.
+func (s *sender) send(ctx context.Context, ev *events.Event, ep Endpoint, signer *webhook.Signer) attemptResult {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 
 	start := time.Now()
-	req, err := s.request(ctx, ev, ep, start)
+	req, err := s.request(ctx, ev, ep, signer, start)
 	if err != nil {
 		return attemptResult{Err: err}
 	}
@@ -133,9 +144,12 @@ func (s *sender) send(ctx context.Context, ev *events.Event, ep Endpoint) attemp
 	}
 }
 
-func (s *sender) request(ctx context.Context, ev *events.Event, ep Endpoint, now time.Time) (*http.Request, error) {
-	if err := events.ValidateWebhookURL(ep.URL); err != nil {
-		return nil, fmt.Errorf("%w: webhook URL %s %w", errUnsendable, ep.Redacted(), err)
+func (s *sender) request(ctx context.Context, ev *events.Event, ep Endpoint, signer *webhook.Signer, now time.Time) (*http.Request, error) {
+	if err := s.guard.CheckURL(ep.URL); err != nil {
+		if errors.Is(err, webhook.ErrAddressRejected) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: webhook URL %s: %w", errUnsendable, ep.Redacted(), err)
 	}
 	body, err := structuredEvent(ev)
 	if err != nil {
@@ -147,7 +161,7 @@ func (s *sender) request(ctx context.Context, ev *events.Event, ep Endpoint, now
 	}
 	req.Header.Set("Content-Type", contentTypeStructured)
 	req.Header.Set("User-Agent", UserAgent)
-	if err := s.signer.SetHeaders(req.Header, ev.ID, now, body); err != nil {
+	if err := signer.SetHeaders(req.Header, ev.ID, now, body); err != nil {
 		return nil, fmt.Errorf("%w: %w", errUnsendable, err)
 	}
 	return req, nil

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -24,9 +25,28 @@ import (
 	"github.com/handoff-dev/handoff/services/notifier"
 )
 
-// envSecret holds the webhook secrets when no --webhook-secret flag is
-// given, separated by commas or spaces during a rotation.
-const envSecret = "HANDOFF_WEBHOOK_SECRET"
+// Environment variables that supply the secrets when no flag gives them,
+// separated by commas or spaces.
+const (
+	envSecret         = "HANDOFF_WEBHOOK_SECRET"
+	envPreviousSecret = "HANDOFF_PREVIOUS_WEBHOOK_SECRET"
+)
+
+// usage is printed above the flags by -help.
+const usage = `Usage: handoff-notifier [flags]
+
+Delivers the terminal and input_required events of Handoff tasks to the
+webhook given at submit and to matching subscriptions, signed per Standard
+Webhooks.
+
+Rotating the secret of submit webhooks: start the notifier with the new
+secret in --webhook-secret, the old one in --previous-webhook-secret and the
+end of the overlap in --rotation-ends. Until then every request carries two
+signatures, so receivers can switch to the new secret at any moment; after
+it, only the new secret signs. Then drop --previous-webhook-secret.
+
+Flags:
+`
 
 // Timeouts of the start and the end of the process.
 const (
@@ -82,18 +102,44 @@ func start(args []string, getenv func(string) string, stderr io.Writer) int {
 // parseOptions reads the flags, then the environment for what the flags
 // leave unset. It is the only place that reads the environment.
 func parseOptions(args []string, getenv func(string) string, output io.Writer) (options, error) {
+	return parseOptionsAt(args, getenv, output, time.Now())
+}
+
+// parseOptionsAt is parseOptions with the current time now, from which a
+// --rotation-ends duration counts.
+func parseOptionsAt(args []string, getenv func(string) string, output io.Writer, now time.Time) (options, error) {
 	var opts options
 	fs := flag.NewFlagSet("handoff-notifier", flag.ContinueOnError)
 	fs.SetOutput(output)
+	fs.Usage = func() {
+		fmt.Fprint(output, usage)
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&opts.natsURL, "nats-url", "nats://127.0.0.1:4222", "URL of the NATS server")
 	fs.StringVar(&opts.cfg.Namespace, "namespace", events.DefaultNamespace, "first token of every subject and prefix of the stream names")
 	fs.StringVar(&opts.cfg.Instance, "instance", "", "name of this instance in the source of the events it writes (default: the host name)")
-	fs.Func("webhook-secret", "secret that signs webhooks, whsec_ and base64; repeat it during a key rotation to sign with each (default: $"+envSecret+", comma-separated)", func(s string) error {
+	fs.Func("webhook-secret", "secret that signs submit webhooks, whsec_ and base64; repeat it to sign with each (default: $"+envSecret+", comma-separated)", func(s string) error {
 		opts.cfg.Secrets = append(opts.cfg.Secrets, s)
+		return nil
+	})
+	fs.Func("previous-webhook-secret", "old secret that keeps signing beside --webhook-secret until --rotation-ends; repeatable (default: $"+envPreviousSecret+")", func(s string) error {
+		opts.cfg.PreviousSecrets = append(opts.cfg.PreviousSecrets, s)
+		return nil
+	})
+	var rotationEnds string
+	fs.StringVar(&rotationEnds, "rotation-ends", "", "end of the rotation overlap: an RFC 3339 time such as 2026-05-01T12:00:00Z, or a duration such as 24h counted from this start (a restart counts again, so prefer a time)")
+	fs.Func("allow-network", "internal address range that webhooks may reach, in CIDR notation such as 10.8.0.0/16; repeatable", func(s string) error {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return fmt.Errorf("invalid CIDR prefix %q: %w", s, err)
+		}
+		opts.cfg.AllowNetworks = append(opts.cfg.AllowNetworks, p.Masked())
 		return nil
 	})
 	fs.BoolVar(&opts.cfg.AllowLoopback, "allow-loopback", false, "allow webhooks to loopback addresses, for local development")
 	fs.DurationVar(&opts.cfg.Timeout, "timeout", notifier.DefaultTimeout, "maximum duration of one delivery attempt")
+	fs.IntVar(&opts.cfg.Concurrency, "concurrency", notifier.DefaultConcurrency, "maximum delivery attempts in flight in this instance")
+	fs.IntVar(&opts.cfg.EndpointConcurrency, "endpoint-concurrency", notifier.DefaultEndpointConcurrency, "maximum delivery attempts in flight to one endpoint in this instance")
 	fs.StringVar(&opts.logFormat, "log-format", string(logging.FormatJSON), "log format: json or console")
 	fs.StringVar(&opts.logLevel, "log-level", "info", "minimum log level: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -104,16 +150,44 @@ func parseOptions(args []string, getenv func(string) string, output io.Writer) (
 	}
 
 	if len(opts.cfg.Secrets) == 0 {
-		opts.cfg.Secrets = strings.FieldsFunc(getenv(envSecret), func(r rune) bool { return r == ',' || r == ' ' })
+		opts.cfg.Secrets = splitSecrets(getenv(envSecret))
 	}
 	if len(opts.cfg.Secrets) == 0 {
 		return options{}, fmt.Errorf("no webhook secret: set %s or pass --webhook-secret (whsec_ followed by the output of 'openssl rand -base64 32')", envSecret)
+	}
+	if len(opts.cfg.PreviousSecrets) == 0 {
+		opts.cfg.PreviousSecrets = splitSecrets(getenv(envPreviousSecret))
+	}
+	if rotationEnds != "" {
+		ends, err := parseRotationEnds(rotationEnds, now)
+		if err != nil {
+			return options{}, err
+		}
+		opts.cfg.RotationEnds = ends
 	}
 	opts.cfg = opts.cfg.WithDefaults()
 	if err := opts.cfg.Validate(); err != nil {
 		return options{}, err
 	}
 	return opts, nil
+}
+
+// splitSecrets splits an environment value at commas and spaces.
+func splitSecrets(value string) []string {
+	return strings.FieldsFunc(value, func(r rune) bool { return r == ',' || r == ' ' })
+}
+
+// parseRotationEnds reads --rotation-ends: an RFC 3339 time, or a positive
+// duration added to now.
+func parseRotationEnds(value string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, value); err == nil {
+		return t, nil
+	}
+	d, err := time.ParseDuration(value)
+	if err != nil || d <= 0 {
+		return time.Time{}, fmt.Errorf("invalid --rotation-ends %q: give an RFC 3339 time such as 2026-05-01T12:00:00Z or a positive duration such as 24h", value)
+	}
+	return now.Add(d), nil
 }
 
 // run connects to NATS, verifies the streams and runs the notifier until

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,43 @@ func TestParseOptionsSecretsFromEnvironment(t *testing.T) {
 	require.Equal(t, []string{a, b}, opts.cfg.Secrets)
 }
 
+func TestParseOptionsRotation(t *testing.T) {
+	current, previous := newSecret(t), newSecret(t)
+	now := time.Date(2026, 4, 30, 12, 0, 0, 0, time.UTC)
+
+	opts, err := parseOptionsAt([]string{"--webhook-secret", current, "--previous-webhook-secret", previous, "--rotation-ends", "2026-05-01T12:00:00Z"}, env(nil), &bytes.Buffer{}, now)
+	require.NoError(t, err)
+	require.Equal(t, []string{current}, opts.cfg.Secrets)
+	require.Equal(t, []string{previous}, opts.cfg.PreviousSecrets)
+	require.Equal(t, time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC), opts.cfg.RotationEnds.UTC())
+
+	// A duration counts from now; the environment supplies the old secret.
+	opts, err = parseOptionsAt([]string{"--rotation-ends", "36h"}, env(map[string]string{envSecret: current, envPreviousSecret: previous}), &bytes.Buffer{}, now)
+	require.NoError(t, err)
+	require.Equal(t, []string{previous}, opts.cfg.PreviousSecrets)
+	require.Equal(t, now.Add(36*time.Hour), opts.cfg.RotationEnds)
+
+	_, err = parseOptionsAt([]string{"--webhook-secret", current, "--previous-webhook-secret", previous}, env(nil), &bytes.Buffer{}, now)
+	require.ErrorContains(t, err, "RotationEnds is missing")
+	_, err = parseOptionsAt([]string{"--webhook-secret", current, "--rotation-ends", "tomorrow"}, env(nil), &bytes.Buffer{}, now)
+	require.ErrorContains(t, err, `invalid --rotation-ends "tomorrow"`)
+	_, err = parseOptionsAt([]string{"--webhook-secret", current, "--rotation-ends", "-1h"}, env(nil), &bytes.Buffer{}, now)
+	require.ErrorContains(t, err, "positive duration")
+}
+
+func TestParseOptionsNetworksAndConcurrency(t *testing.T) {
+	opts, err := parseOptions([]string{"--allow-network", "10.8.1.0/16", "--allow-network", "fd00::/8", "--concurrency", "10", "--endpoint-concurrency", "2"}, env(map[string]string{envSecret: newSecret(t)}), &bytes.Buffer{})
+	require.NoError(t, err)
+	require.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.8.0.0/16"), netip.MustParsePrefix("fd00::/8")}, opts.cfg.AllowNetworks)
+	require.Equal(t, 10, opts.cfg.Concurrency)
+	require.Equal(t, 2, opts.cfg.EndpointConcurrency)
+
+	_, err = parseOptions([]string{"--allow-network", "10.8.0.1"}, env(map[string]string{envSecret: newSecret(t)}), &bytes.Buffer{})
+	require.ErrorContains(t, err, `invalid CIDR prefix "10.8.0.1"`)
+	_, err = parseOptions([]string{"--concurrency", "4", "--endpoint-concurrency", "5"}, env(map[string]string{envSecret: newSecret(t)}), &bytes.Buffer{})
+	require.ErrorContains(t, err, "EndpointConcurrency 5 must be from 1 to Concurrency (4)")
+}
+
 func TestParseOptionsInvalidSecretHidden(t *testing.T) {
 	bad := "whsec_dG9vIHNob3J0IGEga2V5"
 	_, err := parseOptions([]string{"--webhook-secret", bad}, env(nil), &bytes.Buffer{})
@@ -95,6 +133,8 @@ func TestStartExitCodes(t *testing.T) {
 	var stderr bytes.Buffer
 	require.Equal(t, 0, start([]string{"-help"}, env(nil), &stderr))
 	require.Contains(t, stderr.String(), "-webhook-secret")
+	require.Contains(t, stderr.String(), "Rotating the secret of submit webhooks")
+	require.Contains(t, stderr.String(), "-rotation-ends")
 
 	stderr.Reset()
 	require.Equal(t, 2, start([]string{"--no-such-flag"}, env(nil), &stderr))

@@ -1,0 +1,197 @@
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/handoff-dev/handoff/events"
+	"github.com/handoff-dev/handoff/pkg/bus"
+	"github.com/handoff-dev/handoff/pkg/logging"
+	"github.com/handoff-dev/handoff/pkg/subscription"
+	"github.com/handoff-dev/handoff/pkg/webhook"
+)
+
+// deliverJob makes one attempt of a delivery job, unless the endpoint is
+// busy or an earlier job of the task and endpoint is pending, and records
+// it on the task. It does not settle the message; settle does.
+func (n *Notifier) deliverJob(msg jetstream.Msg) outcome {
+	md, err := msg.Metadata()
+	if err != nil {
+		n.log.Error("drop message without JetStream metadata", zap.String("subject", msg.Subject()), zap.Error(err))
+		return outcome{action: actionGiveUp, reason: "no JetStream metadata"}
+	}
+	j, err := decodeJob(msg.Data())
+	if err != nil {
+		n.log.Warn("drop invalid delivery job", zap.Uint64(logging.KeySeq, md.Sequence.Stream), zap.Error(err))
+		return outcome{action: actionGiveUp, reason: "invalid job"}
+	}
+	log := n.log.With(logging.Task(j.Tenant, j.TaskID, j.TaskType)...).With(
+		zap.String(logging.KeyEvent, j.EventID), zap.String(logging.KeyKind, string(j.EventKind)))
+	if j.SubscriptionID != "" {
+		log = log.With(zap.String("subscription", j.SubscriptionID))
+	}
+
+	// An endpoint at its limit of attempts in flight gets the job later,
+	// so that an endpoint that hangs does not take every worker.
+	slotKey := j.endpointKey()
+	if j.SubscriptionID == "" {
+		slotKey = Endpoint{URL: j.URL}.Origin()
+	}
+	token, wait, ok := n.slots.acquire(slotKey)
+	if !ok {
+		log.Debug("endpoint busy; delivering later", zap.Duration("delay", wait))
+		return outcome{action: actionRetry, delay: wait}
+	}
+	defer n.slots.release(slotKey, token)
+
+	ctx := context.Background()
+	first, err := n.firstInLine(ctx, msg.Subject(), &j, md.Sequence.Stream)
+	if err != nil {
+		log.Warn("read pending jobs; retrying", zap.Duration("delay", taskRetryDelay), zap.Error(err))
+		return outcome{action: actionRetry, delay: taskRetryDelay}
+	}
+	if !first {
+		delay := blockedDelay(md.NumDelivered)
+		log.Debug("wait for an earlier event of the task", zap.Duration("delay", delay))
+		return outcome{action: actionRetry, delay: delay}
+	}
+
+	url, signer, out, ok := n.target(ctx, log, &j)
+	if !ok {
+		return out
+	}
+
+	task, evs, err := readTask(ctx, n.bus, j.Tenant, j.TaskID)
+	if errors.Is(err, bus.ErrTaskNotFound) {
+		log.Debug("drop job of an expired task")
+		return outcome{action: actionAck}
+	}
+	if err != nil {
+		log.Warn("read task; retrying", zap.Duration("delay", taskRetryDelay), zap.Error(err))
+		return outcome{action: actionRetry, delay: taskRetryDelay}
+	}
+	ev := findEvent(evs, j.EventID)
+	if ev == nil || skippedByFold(task, j.EventID) {
+		log.Warn("drop job whose event is not in the task's history")
+		return outcome{action: actionAck}
+	}
+
+	ep := j.endpoint(url)
+	attempt := countRecords(evs, ev.ID, ep) - j.AttemptBase + 1
+	log = log.With(zap.String(logging.KeyEndpoint, ep.Origin()), zap.Int(logging.KeyAttempt, attempt))
+	return n.attempt(log, &j, task, ev, ep, signer, attempt)
+}
+
+// target returns the URL and signer of the job's endpoint. For a
+// subscription it reads the subscription, so a deleted or disabled one
+// gets nothing. When ok is false, out settles the job.
+func (n *Notifier) target(ctx context.Context, log *zap.Logger, j *job) (url string, signer *webhook.Signer, out outcome, ok bool) {
+	if j.SubscriptionID == "" {
+		return j.URL, n.signer, outcome{}, true
+	}
+	ctx, cancel := context.WithTimeout(ctx, taskIOTimeout)
+	defer cancel()
+	t, err := n.store.Target(ctx, j.Tenant, j.SubscriptionID)
+	if errors.Is(err, subscription.ErrNotFound) {
+		log.Debug("drop job of a deleted subscription")
+		return "", nil, outcome{action: actionAck}, false
+	}
+	if err != nil {
+		log.Warn("read subscription; retrying", zap.Duration("delay", taskRetryDelay), zap.Error(err))
+		return "", nil, outcome{action: actionRetry, delay: taskRetryDelay}, false
+	}
+	if t.Status != subscription.StatusActive {
+		log.Debug("drop job of a disabled subscription")
+		return "", nil, outcome{action: actionAck}, false
+	}
+	return t.URL, t.Signer(), outcome{}, true
+}
+
+// attempt sends the event, records the attempt on the task and returns the
+// outcome for the job.
+func (n *Notifier) attempt(log *zap.Logger, j *job, task *events.Task, ev *events.Event, ep Endpoint, signer *webhook.Signer, attempt int) outcome {
+	res := n.sender.send(n.work, ev, ep, signer)
+	interrupted := n.work.Err() != nil && res.StatusCode == 0
+	if interrupted {
+		res.Err = errInterrupted
+	}
+	if err := n.record(context.Background(), task, ev, ep, attempt, res); err != nil {
+		log.Warn("record delivery attempt", zap.Error(err))
+	}
+
+	status := zap.Int("status_code", res.StatusCode)
+	if interrupted {
+		log.Info("delivery interrupted by shutdown; returning the job", status)
+		return outcome{action: actionRetry}
+	}
+	switch classify(res) {
+	case verdictDelivered:
+		log.Debug("event delivered", status, zap.Duration("duration", res.Duration))
+		return outcome{action: actionAck}
+
+	case verdictRetry:
+		delay, ok := n.retry.delay(attempt, res.RetryAfter)
+		if ok {
+			log.Info("delivery failed; retrying", status, zap.Duration("delay", delay), zap.String(logging.KeyError, describe(res)))
+			return outcome{action: actionRetry, delay: delay}
+		}
+		reason := fmt.Sprintf("gave up after %d attempts: %s", attempt, describe(res))
+		log.Warn("delivery failed; giving up after the last retry", status, zap.String(logging.KeyError, describe(res)))
+		return outcome{action: actionGiveUp, reason: reason}
+
+	default:
+		if res.StatusCode == http.StatusGone && j.SubscriptionID != "" {
+			n.disable(log, j)
+		}
+		log.Warn("delivery failed; giving up, a retry would not help", status, zap.String(logging.KeyError, describe(res)))
+		return outcome{action: actionGiveUp, reason: describe(res)}
+	}
+}
+
+// disable disables the job's subscription after its endpoint responded
+// 410 Gone, so that no more events are planned for it and its pending
+// jobs are dropped.
+func (n *Notifier) disable(log *zap.Logger, j *job) {
+	ctx, cancel := context.WithTimeout(context.Background(), taskIOTimeout)
+	defer cancel()
+	_, err := n.store.Disable(ctx, j.Tenant, j.SubscriptionID, "the endpoint responded 410 Gone")
+	if err != nil && !errors.Is(err, subscription.ErrNotFound) {
+		log.Error("disable subscription after 410 Gone", zap.Error(err))
+		return
+	}
+	log.Info("subscription disabled: the endpoint responded 410 Gone")
+}
+
+// findEvent returns the event with id, or nil.
+func findEvent(evs []events.Event, id string) *events.Event {
+	for i := range evs {
+		if evs[i].ID == id {
+			return &evs[i]
+		}
+	}
+	return nil
+}
+
+// countRecords counts the delivery records of event id to ep among evs.
+func countRecords(evs []events.Event, id string, ep Endpoint) int {
+	n := 0
+	for i := range evs {
+		if !evs[i].Kind.Delivery() {
+			continue
+		}
+		var d events.Delivery
+		if evs[i].DecodeData(&d) != nil || d.EventID != id || d.SubscriptionID != ep.SubscriptionID {
+			continue
+		}
+		if ep.SubscriptionID == "" && d.Endpoint != ep.Redacted() {
+			continue
+		}
+		n++
+	}
+	return n
+}

@@ -1,0 +1,121 @@
+package notifier
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/handoff-dev/handoff/events"
+	"github.com/handoff-dev/handoff/pkg/bus"
+	"github.com/handoff-dev/handoff/pkg/logging"
+	"github.com/handoff-dev/handoff/pkg/subscription"
+)
+
+// orderDelay is the wait before an event is planned again because an
+// earlier notified event of its task is still being planned.
+const orderDelay = 200 * time.Millisecond
+
+// dispatchEvent plans the deliveries of one notified event: it stores one
+// job per endpoint in the deliveries stream. It does not settle the
+// message; settle does.
+func (n *Notifier) dispatchEvent(msg jetstream.Msg) outcome {
+	ctx := context.Background()
+	md, err := msg.Metadata()
+	if err != nil {
+		n.log.Error("drop message without JetStream metadata", zap.String("subject", msg.Subject()), zap.Error(err))
+		return outcome{action: actionGiveUp, reason: "no JetStream metadata"}
+	}
+	ev, err := bus.Decode(msg.Subject(), msg.Headers(), msg.Data(), md.Sequence.Stream, md.Timestamp)
+	if err != nil {
+		n.log.Warn("drop invalid event", zap.Uint64(logging.KeySeq, md.Sequence.Stream), zap.Error(err))
+		return outcome{action: actionGiveUp, reason: "invalid event"}
+	}
+	log := eventLog(n.log, &ev)
+
+	task, evs, err := readTask(ctx, n.bus, ev.Tenant, ev.TaskID)
+	if errors.Is(err, bus.ErrTaskNotFound) {
+		log.Debug("skip event of an expired task")
+		return outcome{action: actionAck}
+	}
+	if err != nil {
+		log.Warn("read task; retrying", zap.Duration("delay", taskRetryDelay), zap.Error(err))
+		return outcome{action: actionRetry, delay: taskRetryDelay}
+	}
+	if skippedByFold(task, ev.ID) {
+		log.Warn("skip event that the task's fold ignored as illegal")
+		return outcome{action: actionAck}
+	}
+
+	// The jobs of an earlier event of the task must be stored first, so
+	// that each endpoint gets the task's events in order. Another instance
+	// may still be planning it.
+	waiting, err := n.earlierEventPending(ctx, evs, &ev)
+	if err != nil {
+		log.Warn("read consumer state; retrying", zap.Duration("delay", taskRetryDelay), zap.Error(err))
+		return outcome{action: actionRetry, delay: taskRetryDelay}
+	}
+	if waiting {
+		log.Debug("wait for an earlier event of the task to be planned", zap.Duration("delay", orderDelay))
+		return outcome{action: actionRetry, delay: orderDelay}
+	}
+
+	jobs := plan(task, &ev, n.cache.Match(&ev))
+	if len(jobs) == 0 {
+		log.Debug("skip event without webhook or matching subscription")
+		return outcome{action: actionAck}
+	}
+	pubCtx, cancel := context.WithTimeout(ctx, taskIOTimeout)
+	defer cancel()
+	if err := publishJobs(pubCtx, n.bus, jobs, ""); err != nil {
+		log.Warn("store delivery jobs; retrying", zap.Duration("delay", taskRetryDelay), zap.Error(err))
+		return outcome{action: actionRetry, delay: taskRetryDelay}
+	}
+	log.Debug("deliveries planned", zap.Int("endpoints", len(jobs)))
+	return outcome{action: actionAck}
+}
+
+// plan returns the jobs that deliver ev: one to the webhook given at
+// submit, if any, and one per subscription in subs.
+func plan(task *events.Task, ev *events.Event, subs []subscription.Subscription) []job {
+	var jobs []job
+	if wh := task.Submission.Webhook; wh != nil && wh.URL != "" {
+		jobs = append(jobs, newJob(ev, wh.URL, ""))
+	}
+	for _, sub := range subs {
+		jobs = append(jobs, newJob(ev, "", sub.ID))
+	}
+	return jobs
+}
+
+// earlierEventPending reports whether the task has a notified event before
+// ev that the dispatch consumer may not have acked yet, so its jobs may be
+// missing. It requests the consumer's ack floor from the server only when
+// such an event exists, which is rare: a task has one terminal event and
+// few input_required events.
+//
+// NOTE: the ack floor is the last event before the first unacked one, so
+// an unrelated event that waits for a retry of its task read holds back
+// the later events of tasks with several notified events until then.
+func (n *Notifier) earlierEventPending(ctx context.Context, evs []events.Event, ev *events.Event) (bool, error) {
+	var latest uint64
+	for i := range evs {
+		e := &evs[i]
+		if e.Seq < ev.Seq && slices.Contains(NotifiedKinds, e.Kind) {
+			latest = e.Seq
+		}
+	}
+	if latest == 0 {
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, taskIOTimeout)
+	defer cancel()
+	info, err := n.dispatch.Info(ctx)
+	if err != nil {
+		return false, err
+	}
+	return info.AckFloor.Stream < latest, nil
+}
