@@ -99,6 +99,13 @@ type Retrying struct {
 	NextAttemptAt time.Time `json:"next_attempt_at"`
 }
 
+// DeadlineScheduled is the data of a deadline_scheduled event. The event
+// holds a message schedule that publishes the task's deadline event at
+// Deadline, which equals the submission's deadline.
+type DeadlineScheduled struct {
+	Deadline time.Time `json:"deadline"`
+}
+
 // Succeeded is the data of a succeeded event. Exactly one of Result and
 // ResultRef is set.
 type Succeeded struct {
@@ -175,4 +182,8 @@ const (
 	CodeUnknownType       = "unknown_type"
 	CodeUpstreamStatus    = "upstream_status"
 	CodeUpstreamReachable = "upstream_unreachable"
+	// CodeInterrupted marks a retrying event written because the executor
+	// stopped while the attempt ran. The fold does not count it as a
+	// failure, so a graceful shutdown uses up no attempt.
+	CodeInterrupted = "interrupted"
 )

@@ -11,32 +11,41 @@ var zeroTime time.Time
 
 // transitions lists, for each status, the kinds that may follow it. The
 // flags of a running task narrow the list further in [Task.Check].
+//
+// A deadline_scheduled event is legal in every status but the terminal
+// ones and changes none. It is legal before the task's first event too,
+// because the schedule of a delayed task publishes the submitted event
+// after the deadline_scheduled event that followed the scheduled one, and
+// the server then removes the scheduled event.
 var transitions = map[Status][]Kind{
-	StatusNew:       {KindScheduled, KindSubmitted, KindRejected},
-	StatusScheduled: {KindSubmitted, KindCancelled, KindRejected, KindDeadline, KindExpired},
-	StatusQueued:    {KindStarted, KindPaused, KindCancelled, KindRejected, KindFailed, KindDeadline, KindExpired},
+	StatusNew:       {KindScheduled, KindSubmitted, KindRejected, KindDeadlineScheduled},
+	StatusScheduled: {KindSubmitted, KindCancelled, KindRejected, KindDeadlineScheduled, KindDeadline, KindExpired},
+	StatusQueued: {
+		KindStarted, KindPaused, KindCancelled, KindRejected, KindFailed,
+		KindDeadlineScheduled, KindDeadline, KindExpired,
+	},
 	// A started event while running is a takeover: the running attempt was
 	// lost, and its message went to another executor.
 	StatusRunning: {
 		KindStarted, KindProgress, KindInputRequired, KindPauseRequested, KindPaused,
 		KindCancelRequested, KindCancelled, KindRetrying, KindSucceeded, KindFailed,
-		KindDeadline, KindExpired,
+		KindDeadlineScheduled, KindDeadline, KindExpired,
 	},
-	StatusRetrying:      {KindStarted, KindPaused, KindCancelled, KindFailed, KindDeadline, KindExpired},
-	StatusInputRequired: {KindResumed, KindCancelled, KindDeadline, KindExpired},
-	StatusPaused:        {KindResumed, KindCancelled, KindDeadline, KindExpired},
+	StatusRetrying:      {KindStarted, KindPaused, KindCancelled, KindFailed, KindDeadlineScheduled, KindDeadline, KindExpired},
+	StatusInputRequired: {KindResumed, KindCancelled, KindDeadlineScheduled, KindDeadline, KindExpired},
+	StatusPaused:        {KindResumed, KindCancelled, KindDeadlineScheduled, KindDeadline, KindExpired},
 }
 
 // Kinds a running task still accepts once a cancel was requested: the
 // handler must end as cancelled, whatever it returns.
-var afterCancelRequest = []Kind{KindCancelled, KindDeadline, KindExpired}
+var afterCancelRequest = []Kind{KindCancelled, KindDeadlineScheduled, KindDeadline, KindExpired}
 
 // Kinds a running task still accepts once a pause was requested. A handler
 // that finishes before it can pause still succeeds or fails, and a failed
 // attempt pauses instead of retrying.
 var afterPauseRequest = []Kind{
 	KindProgress, KindInputRequired, KindPaused, KindCancelRequested, KindCancelled,
-	KindSucceeded, KindFailed, KindDeadline, KindExpired,
+	KindSucceeded, KindFailed, KindDeadlineScheduled, KindDeadline, KindExpired,
 }
 
 // Check reports whether an event of kind may follow the task's current
@@ -213,6 +222,7 @@ func (t *Task) apply(ev *Event) error {
 			return fmt.Errorf("%w: resumed from input_required carries no input", ErrInvalidData)
 		}
 		t.Status = StatusQueued
+		t.Resumes++
 		t.Answer = d.Input
 		t.InputRequest = nil
 		return nil
@@ -232,9 +242,21 @@ func (t *Task) apply(ev *Event) error {
 			return fmt.Errorf("%w: retrying has no next_attempt_at", ErrInvalidData)
 		}
 		t.Status = StatusRetrying
-		t.Failures++
+		if d.Error.Code != CodeInterrupted {
+			t.Failures++
+		}
 		t.Error = &d.Error
 		t.NextAttemptAt = d.NextAttemptAt
+		return nil
+
+	case KindDeadlineScheduled:
+		var d DeadlineScheduled
+		if err := ev.DecodeData(&d); err != nil {
+			return err
+		}
+		if d.Deadline.IsZero() {
+			return fmt.Errorf("%w: deadline_scheduled has no deadline", ErrInvalidData)
+		}
 		return nil
 
 	case KindDeadline:
@@ -339,7 +361,7 @@ func (t *Task) adopt(ev *Event) {
 	t.ID = ev.TaskID
 	t.Tenant = ev.Tenant
 	t.Type = ev.TaskType
-	t.Created = eventTime(ev)
+	t.Created = creationTime(ev)
 }
 
 func (t *Task) end(s Status) {
@@ -367,6 +389,18 @@ func (s *Submission) validateStored() error {
 func eventTime(ev *Event) time.Time {
 	if !ev.Stored.IsZero() {
 		return ev.Stored
+	}
+	return ev.Time
+}
+
+// creationTime returns when the task of its first event was created: the
+// event's CloudEvents time, unless that is missing or later than the
+// stream's timestamp. The stream's timestamp would not do, because the
+// submitted event that a schedule publishes at run_at carries the time of
+// the scheduled event it replaces, and the task was created then.
+func creationTime(ev *Event) time.Time {
+	if ev.Time.IsZero() || (!ev.Stored.IsZero() && ev.Time.After(ev.Stored)) {
+		return eventTime(ev)
 	}
 	return ev.Time
 }

@@ -40,50 +40,52 @@ var foldStates = []foldState{
 // legalKinds marks with x the kinds that may follow each state. The columns
 // are the kinds in the order of events.Kinds:
 //
-//	sch scheduled        prq pause_requested   ret retrying    can cancelled
-//	sub submitted        pau paused            dea deadline    rej rejected
-//	sta started          res resumed           suc succeeded   exp expired
-//	pro progress         crq cancel_requested  fai failed      del delivered
-//	inp input_required                                         dfl delivery_failed
+//	sch scheduled        prq pause_requested   ret retrying             fai failed
+//	sub submitted        pau paused            dsc deadline_scheduled   can cancelled
+//	sta started          res resumed           dea deadline             rej rejected
+//	pro progress         crq cancel_requested  suc succeeded            exp expired
+//	inp input_required                                                  del delivered
+//	                                                                    dfl delivery_failed
 var legalKinds = map[string]string{
-	//                          sch sub sta pro inp prq pau res crq ret dea suc fai can rej exp del dfl
-	"new":                      " x   x   .   .   .   .   .   .   .   .   .   .   .   .   x   .   .   . ",
-	"scheduled":                " .   x   .   .   .   .   .   .   .   .   x   .   .   x   x   x   x   x ",
-	"queued":                   " .   .   x   .   .   .   x   .   .   .   x   .   x   x   x   x   x   x ",
-	"running":                  " .   .   x   x   x   x   x   .   x   x   x   x   x   x   .   x   x   x ",
-	"running+cancel_requested": " .   .   .   .   .   .   .   .   .   .   x   .   .   x   .   x   x   x ",
-	"running+pause_requested":  " .   .   .   x   x   .   x   .   x   .   x   x   x   x   .   x   x   x ",
-	"retrying":                 " .   .   x   .   .   .   x   .   .   .   x   .   x   x   .   x   x   x ",
-	"input_required":           " .   .   .   .   .   .   .   x   .   .   x   .   .   x   .   x   x   x ",
-	"paused":                   " .   .   .   .   .   .   .   x   .   .   x   .   .   x   .   x   x   x ",
-	"succeeded":                " .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   x   x ",
-	"failed":                   " .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   x   x ",
-	"cancelled":                " .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   x   x ",
-	"rejected":                 " .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   x   x ",
-	"expired":                  " .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   x   x ",
+	//                          sch sub sta pro inp prq pau res crq ret dsc dea suc fai can rej exp del dfl
+	"new":                      " x   x   .   .   .   .   .   .   .   .   x   .   .   .   .   x   .   .   . ",
+	"scheduled":                " .   x   .   .   .   .   .   .   .   .   x   x   .   .   x   x   x   x   x ",
+	"queued":                   " .   .   x   .   .   .   x   .   .   .   x   x   .   x   x   x   x   x   x ",
+	"running":                  " .   .   x   x   x   x   x   .   x   x   x   x   x   x   x   .   x   x   x ",
+	"running+cancel_requested": " .   .   .   .   .   .   .   .   .   .   x   x   .   .   x   .   x   x   x ",
+	"running+pause_requested":  " .   .   .   x   x   .   x   .   x   .   x   x   x   x   x   .   x   x   x ",
+	"retrying":                 " .   .   x   .   .   .   x   .   .   .   x   x   .   x   x   .   x   x   x ",
+	"input_required":           " .   .   .   .   .   .   .   x   .   .   x   x   .   .   x   .   x   x   x ",
+	"paused":                   " .   .   .   .   .   .   .   x   .   .   x   x   .   .   x   .   x   x   x ",
+	"succeeded":                " .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   x   x ",
+	"failed":                   " .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   x   x ",
+	"cancelled":                " .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   x   x ",
+	"rejected":                 " .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   x   x ",
+	"expired":                  " .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   .   x   x ",
 }
 
 // statusAfter is the status each kind leads to, or "" for the kinds that
 // leave the status as it was.
 var statusAfter = map[events.Kind]events.Status{
-	events.KindScheduled:       events.StatusScheduled,
-	events.KindSubmitted:       events.StatusQueued,
-	events.KindStarted:         events.StatusRunning,
-	events.KindProgress:        "",
-	events.KindInputRequired:   events.StatusInputRequired,
-	events.KindPauseRequested:  "",
-	events.KindPaused:          events.StatusPaused,
-	events.KindResumed:         events.StatusQueued,
-	events.KindCancelRequested: "",
-	events.KindRetrying:        events.StatusRetrying,
-	events.KindDeadline:        "",
-	events.KindSucceeded:       events.StatusSucceeded,
-	events.KindFailed:          events.StatusFailed,
-	events.KindCancelled:       events.StatusCancelled,
-	events.KindRejected:        events.StatusRejected,
-	events.KindExpired:         events.StatusExpired,
-	events.KindDelivered:       "",
-	events.KindDeliveryFailed:  "",
+	events.KindScheduled:         events.StatusScheduled,
+	events.KindSubmitted:         events.StatusQueued,
+	events.KindStarted:           events.StatusRunning,
+	events.KindProgress:          "",
+	events.KindInputRequired:     events.StatusInputRequired,
+	events.KindPauseRequested:    "",
+	events.KindPaused:            events.StatusPaused,
+	events.KindResumed:           events.StatusQueued,
+	events.KindCancelRequested:   "",
+	events.KindRetrying:          events.StatusRetrying,
+	events.KindDeadlineScheduled: "",
+	events.KindDeadline:          "",
+	events.KindSucceeded:         events.StatusSucceeded,
+	events.KindFailed:            events.StatusFailed,
+	events.KindCancelled:         events.StatusCancelled,
+	events.KindRejected:          events.StatusRejected,
+	events.KindExpired:           events.StatusExpired,
+	events.KindDelivered:         "",
+	events.KindDeliveryFailed:    "",
 }
 
 // buildState folds the steps of state with valid data and checks that the
@@ -216,6 +218,7 @@ func expectApplied(t *testing.T, before *events.Task, ev *events.Event) events.T
 	case events.KindResumed:
 		want.Answer = json.RawMessage(`true`)
 		want.InputRequest = nil
+		want.Resumes++
 
 	case events.KindCancelRequested:
 		want.CancelRequested = true
@@ -225,6 +228,9 @@ func expectApplied(t *testing.T, before *events.Task, ev *events.Event) events.T
 		want.Failures++
 		want.Error = &retryError
 		want.NextAttemptAt = nextAttemptAt
+
+	case events.KindDeadlineScheduled:
+		// No effect beyond the event count and the update time.
 
 	case events.KindDeadline:
 		want.DeadlinePassed = true
@@ -309,6 +315,9 @@ func TestFoldInvalidDataSkipped(t *testing.T) {
 		{"resumed empty object", "input_required", events.KindResumed, raw(`{}`), "resumed from input_required carries no input"},
 		{"resumed not an object", "paused", events.KindResumed, raw(`5`), "invalid event data: resumed: "},
 		{"cancel_requested reason a list", "running", events.KindCancelRequested, raw(`{"reason":[]}`), "invalid event data: cancel_requested: "},
+		{"deadline_scheduled without deadline", "queued", events.KindDeadlineScheduled, raw(`{}`), "deadline_scheduled has no deadline"},
+		{"deadline_scheduled bad deadline", "scheduled", events.KindDeadlineScheduled, raw(`{"deadline":"tomorrow"}`), "invalid event data: deadline_scheduled: "},
+		{"deadline_scheduled without data", "running", events.KindDeadlineScheduled, nil, "deadline_scheduled event has no data"},
 		{"retrying another attempt", "running", events.KindRetrying, raw(`{"attempt":2,"error":{"code":"timeout","message":"m"},"next_attempt_at":"2025-03-14T12:10:00Z"}`), "retrying names attempt 2, the current attempt is 1"},
 		{"retrying without error code", "running", events.KindRetrying, raw(`{"attempt":1,"error":{"message":"m"},"next_attempt_at":"2025-03-14T12:10:00Z"}`), "retrying error has no code"},
 		{"retrying bad time", "running", events.KindRetrying, raw(`{"attempt":1,"error":{"code":"timeout"},"next_attempt_at":"soon"}`), "invalid event data: retrying: "},
@@ -638,9 +647,94 @@ func TestFoldPrefersStoredTime(t *testing.T) {
 	}
 
 	task := events.Fold(evs)
-	require.Equal(t, evs[0].Stored, task.Created)
+	require.Equal(t, evs[0].Time, task.Created, "created is the CloudEvents time of the first event")
 	require.Equal(t, evs[2].Stored, task.Updated)
 	require.Equal(t, evs[2].Stored, task.ProgressAt)
+}
+
+func TestFoldCreatedTime(t *testing.T) {
+	t.Parallel()
+
+	stored := historyStart.Add(time.Minute)
+	tests := []struct {
+		name   string
+		ceTime time.Time
+		want   time.Time
+	}{
+		{"CloudEvents time before storing", historyStart, historyStart},
+		{"no CloudEvents time", time.Time{}, stored},
+		{"CloudEvents time after storing", stored.Add(time.Hour), stored},
+	}
+	for _, tt := range tests {
+		h := newHistory(t).addValid(events.KindSubmitted)
+		evs := h.events()
+		evs[0].Time = tt.ceTime
+		evs[0].Stored = stored
+		task := events.Fold(evs)
+		require.Equal(t, tt.want, task.Created, tt.name)
+		require.Equal(t, tt.want.Add(48*time.Hour), task.ExpiresAt(), tt.name)
+	}
+}
+
+func TestFoldDelayedTaskAfterScheduleFired(t *testing.T) {
+	t.Parallel()
+
+	// The schedule of the scheduled event published a submitted event with
+	// the scheduled event's time and data, and the server then removed the
+	// scheduled event. The deadline_scheduled event that followed it comes
+	// first now.
+	h := newHistory(t).addValid(events.KindScheduled).addValid(events.KindDeadlineScheduled)
+	scheduled := h.events()[0]
+	fired := h.next(events.KindSubmitted, scheduledData)
+	fired.ID = scheduled.ID
+	fired.Time = scheduled.Time
+	fired.Stored = scheduledRunAt
+	evs := []events.Event{h.events()[1], fired}
+
+	task := events.Fold(evs)
+	require.Empty(t, task.Skipped)
+	require.Equal(t, events.StatusQueued, task.Status)
+	require.Equal(t, historyStart, task.Created, "created stays the time of the scheduled event")
+	require.Equal(t, scheduledStored, task.Submission)
+	require.Equal(t, scheduledRunAt, task.Updated)
+	require.Equal(t, 2, task.Events)
+}
+
+func TestFoldInterruptedRetryIsNoFailure(t *testing.T) {
+	t.Parallel()
+
+	interrupted := func(task *events.Task) events.Retrying {
+		return events.Retrying{
+			Attempt:       task.Attempt,
+			Error:         events.TaskError{Code: events.CodeInterrupted, Message: "the executor stopped", Retryable: true},
+			NextAttemptAt: nextAttemptAt,
+		}
+	}
+	h := newHistory(t).addValid(events.KindSubmitted).addValid(events.KindStarted)
+	h.add(events.KindRetrying, interrupted(h.fold()))
+	h.addValid(events.KindStarted)
+	h.add(events.KindRetrying, interrupted(h.fold()))
+	h.addValid(events.KindStarted).addValid(events.KindRetrying).addValid(events.KindStarted)
+	task := h.fold()
+
+	require.Empty(t, task.Skipped)
+	require.Equal(t, events.StatusRunning, task.Status)
+	require.Equal(t, 4, task.Attempt)
+	require.Equal(t, 1, task.Failures, "only the failed attempt counts, not the two interrupted ones")
+}
+
+func TestFoldCountsResumes(t *testing.T) {
+	t.Parallel()
+
+	h := newHistory(t).addValid(events.KindSubmitted).addValid(events.KindPaused)
+	h.add(events.KindResumed, nil)
+	h.addValid(events.KindStarted).addValid(events.KindInputRequired).addValid(events.KindResumed)
+	task := h.fold()
+
+	require.Empty(t, task.Skipped)
+	require.Equal(t, 2, task.Resumes)
+	require.JSONEq(t, `true`, string(task.Answer))
+	require.JSONEq(t, `{"offset":500}`, string(task.Checkpoint))
 }
 
 func TestFoldResumedFromPausedWithoutData(t *testing.T) {

@@ -122,15 +122,16 @@ var (
 		InputSchema: json.RawMessage(`{"type":"boolean"}`),
 		Checkpoint:  json.RawMessage(`{"offset":500}`),
 	}
-	pauseRequestedData  = events.Reason{Reason: "maintenance window"}
-	pausedData          = events.Paused{Checkpoint: json.RawMessage(`{"offset":600}`), Reason: "paused for maintenance"}
-	resumedData         = events.Resumed{Input: json.RawMessage(`true`)}
-	cancelRequestedData = events.Reason{Reason: "no longer needed"}
-	retryError          = events.TaskError{Code: events.CodeUpstreamStatus, Message: "upstream returned 503", Retryable: true}
-	succeededData       = events.Succeeded{Result: json.RawMessage(`{"objects":1000}`)}
-	failedData          = events.Failed{Error: events.TaskError{Code: events.CodeHandlerError, Message: "bucket reports not found"}}
-	cancelledData       = events.Reason{Reason: "cancelled by the operator"}
-	rejectedData        = events.Rejected{Error: events.TaskError{
+	pauseRequestedData    = events.Reason{Reason: "maintenance window"}
+	pausedData            = events.Paused{Checkpoint: json.RawMessage(`{"offset":600}`), Reason: "paused for maintenance"}
+	resumedData           = events.Resumed{Input: json.RawMessage(`true`)}
+	cancelRequestedData   = events.Reason{Reason: "no longer needed"}
+	deadlineScheduledData = events.DeadlineScheduled{Deadline: historyStart.Add(24 * time.Hour)}
+	retryError            = events.TaskError{Code: events.CodeUpstreamStatus, Message: "upstream returned 503", Retryable: true}
+	succeededData         = events.Succeeded{Result: json.RawMessage(`{"objects":1000}`)}
+	failedData            = events.Failed{Error: events.TaskError{Code: events.CodeHandlerError, Message: "bucket reports not found"}}
+	cancelledData         = events.Reason{Reason: "cancelled by the operator"}
+	rejectedData          = events.Rejected{Error: events.TaskError{
 		Code:    events.CodeInvalidInput,
 		Message: "input does not match the schema of files.manifest",
 		Details: []events.ErrorDetail{{Location: "/bucket", Message: "must be a string"}},
@@ -178,6 +179,8 @@ func validData(kind events.Kind, task *events.Task) any {
 		return cancelRequestedData
 	case events.KindRetrying:
 		return events.Retrying{Attempt: task.Attempt, Error: retryError, NextAttemptAt: nextAttemptAt}
+	case events.KindDeadlineScheduled:
+		return deadlineScheduledData
 	case events.KindSucceeded:
 		return succeededData
 	case events.KindFailed:

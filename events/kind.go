@@ -8,24 +8,25 @@ type Kind string
 
 // The event kinds. The status each one leads to is documented on [Status].
 const (
-	KindScheduled       Kind = "scheduled"
-	KindSubmitted       Kind = "submitted"
-	KindStarted         Kind = "started"
-	KindProgress        Kind = "progress"
-	KindInputRequired   Kind = "input_required"
-	KindPauseRequested  Kind = "pause_requested"
-	KindPaused          Kind = "paused"
-	KindResumed         Kind = "resumed"
-	KindCancelRequested Kind = "cancel_requested"
-	KindRetrying        Kind = "retrying"
-	KindDeadline        Kind = "deadline"
-	KindSucceeded       Kind = "succeeded"
-	KindFailed          Kind = "failed"
-	KindCancelled       Kind = "cancelled"
-	KindRejected        Kind = "rejected"
-	KindExpired         Kind = "expired"
-	KindDelivered       Kind = "delivered"
-	KindDeliveryFailed  Kind = "delivery_failed"
+	KindScheduled         Kind = "scheduled"
+	KindSubmitted         Kind = "submitted"
+	KindStarted           Kind = "started"
+	KindProgress          Kind = "progress"
+	KindInputRequired     Kind = "input_required"
+	KindPauseRequested    Kind = "pause_requested"
+	KindPaused            Kind = "paused"
+	KindResumed           Kind = "resumed"
+	KindCancelRequested   Kind = "cancel_requested"
+	KindRetrying          Kind = "retrying"
+	KindDeadlineScheduled Kind = "deadline_scheduled"
+	KindDeadline          Kind = "deadline"
+	KindSucceeded         Kind = "succeeded"
+	KindFailed            Kind = "failed"
+	KindCancelled         Kind = "cancelled"
+	KindRejected          Kind = "rejected"
+	KindExpired           Kind = "expired"
+	KindDelivered         Kind = "delivered"
+	KindDeliveryFailed    Kind = "delivery_failed"
 )
 
 // TypePrefix starts the CloudEvents type of every task event.
@@ -35,8 +36,8 @@ const TypePrefix = "dev.handoff.task."
 var Kinds = []Kind{
 	KindScheduled, KindSubmitted, KindStarted, KindProgress, KindInputRequired,
 	KindPauseRequested, KindPaused, KindResumed, KindCancelRequested,
-	KindRetrying, KindDeadline, KindSucceeded, KindFailed, KindCancelled,
-	KindRejected, KindExpired, KindDelivered, KindDeliveryFailed,
+	KindRetrying, KindDeadlineScheduled, KindDeadline, KindSucceeded, KindFailed,
+	KindCancelled, KindRejected, KindExpired, KindDelivered, KindDeliveryFailed,
 }
 
 // TerminalKinds lists the kinds that end a task.
@@ -65,8 +66,8 @@ func (k Kind) Valid() bool {
 	switch k {
 	case KindScheduled, KindSubmitted, KindStarted, KindProgress, KindInputRequired,
 		KindPauseRequested, KindPaused, KindResumed, KindCancelRequested,
-		KindRetrying, KindDeadline, KindSucceeded, KindFailed, KindCancelled,
-		KindRejected, KindExpired, KindDelivered, KindDeliveryFailed:
+		KindRetrying, KindDeadlineScheduled, KindDeadline, KindSucceeded, KindFailed,
+		KindCancelled, KindRejected, KindExpired, KindDelivered, KindDeliveryFailed:
 		return true
 	}
 	return false
@@ -94,4 +95,19 @@ func (k Kind) Delivery() bool { return k == KindDelivered || k == KindDeliveryFa
 // the notifier's delivery records, which may follow a terminal event.
 func (k Kind) CompareAndSet() bool {
 	return k != KindDeadline && !k.Delivery()
+}
+
+// ScheduleTarget returns the kind that an event of kind k becomes when the
+// message schedule it holds fires: a scheduled event publishes the task's
+// submitted event at run_at, and a deadline_scheduled event publishes its
+// deadline event at the deadline. ok is false for the kinds that hold no
+// schedule.
+func (k Kind) ScheduleTarget() (target Kind, ok bool) {
+	switch k {
+	case KindScheduled:
+		return KindSubmitted, true
+	case KindDeadlineScheduled:
+		return KindDeadline, true
+	}
+	return "", false
 }

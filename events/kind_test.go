@@ -29,6 +29,7 @@ func TestKindProperties(t *testing.T) {
 		{events.KindResumed, false, false, true},
 		{events.KindCancelRequested, false, false, true},
 		{events.KindRetrying, false, false, true},
+		{events.KindDeadlineScheduled, false, false, true},
 		{events.KindDeadline, false, false, false},
 		{events.KindSucceeded, true, false, true},
 		{events.KindFailed, true, false, true},
@@ -131,4 +132,22 @@ func TestStatusProperties(t *testing.T) {
 	require.False(t, events.StatusNew.Valid())
 	require.False(t, events.StatusNew.Terminal())
 	require.False(t, events.Status("done").Valid())
+}
+
+func TestKindScheduleTarget(t *testing.T) {
+	t.Parallel()
+
+	targets := map[events.Kind]events.Kind{
+		events.KindScheduled:         events.KindSubmitted,
+		events.KindDeadlineScheduled: events.KindDeadline,
+	}
+	for _, kind := range events.Kinds {
+		target, ok := kind.ScheduleTarget()
+		want, holder := targets[kind]
+		require.Equal(t, holder, ok, kind)
+		require.Equal(t, want, target, kind)
+		if holder {
+			require.True(t, kind.CompareAndSet(), "the event that holds a schedule is a compare-and-set write: %s", kind)
+		}
+	}
 }

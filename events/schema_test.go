@@ -26,6 +26,7 @@ const schemaDir = "../schemas"
 // schemaFiles lists every schema in schemaDir. A schema added there must be
 // added here too, so that no schema goes untested.
 var schemaFiles = []string{
+	"deadline-scheduled.json",
 	"delivery.json",
 	"duration.json",
 	"failed.json",
@@ -46,24 +47,25 @@ var schemaFiles = []string{
 // kindSchemas names the schema of each kind's data, or "" for the kinds
 // that carry none.
 var kindSchemas = map[events.Kind]string{
-	events.KindScheduled:       "submission.json#/$defs/scheduled",
-	events.KindSubmitted:       "submission.json",
-	events.KindStarted:         "started.json",
-	events.KindProgress:        "progress.json",
-	events.KindInputRequired:   "input-required.json",
-	events.KindPauseRequested:  "reason.json",
-	events.KindPaused:          "paused.json",
-	events.KindResumed:         "resumed.json",
-	events.KindCancelRequested: "reason.json",
-	events.KindRetrying:        "retrying.json",
-	events.KindDeadline:        "",
-	events.KindSucceeded:       "succeeded.json",
-	events.KindFailed:          "failed.json",
-	events.KindCancelled:       "reason.json",
-	events.KindRejected:        "failed.json",
-	events.KindExpired:         "",
-	events.KindDelivered:       "delivery.json",
-	events.KindDeliveryFailed:  "delivery.json",
+	events.KindScheduled:         "submission.json#/$defs/scheduled",
+	events.KindSubmitted:         "submission.json",
+	events.KindStarted:           "started.json",
+	events.KindProgress:          "progress.json",
+	events.KindInputRequired:     "input-required.json",
+	events.KindPauseRequested:    "reason.json",
+	events.KindPaused:            "paused.json",
+	events.KindResumed:           "resumed.json",
+	events.KindCancelRequested:   "reason.json",
+	events.KindRetrying:          "retrying.json",
+	events.KindDeadlineScheduled: "deadline-scheduled.json",
+	events.KindDeadline:          "",
+	events.KindSucceeded:         "succeeded.json",
+	events.KindFailed:            "failed.json",
+	events.KindCancelled:         "reason.json",
+	events.KindRejected:          "failed.json",
+	events.KindExpired:           "",
+	events.KindDelivered:         "delivery.json",
+	events.KindDeliveryFailed:    "delivery.json",
 }
 
 // contract holds the compiled schemas. One compiler serves every test, so
@@ -281,6 +283,7 @@ func TestSchemasMatchGoFields(t *testing.T) {
 		{"paused.json", "", events.Paused{}},
 		{"resumed.json", "", events.Resumed{}},
 		{"retrying.json", "", events.Retrying{}},
+		{"deadline-scheduled.json", "", events.DeadlineScheduled{}},
 		{"succeeded.json", "", events.Succeeded{}},
 		{"failed.json", "", events.Failed{}},
 		{"failed.json", "", events.Rejected{}},

@@ -24,6 +24,8 @@ type Task struct {
 	Attempt int
 	// Failures counts the attempts that ended in a retrying event or were
 	// lost, because an executor took the task over from a running attempt.
+	// A retrying event with the error code interrupted does not count: the
+	// executor stopped, and the attempt did not fail.
 	Failures int
 	Executor string
 
@@ -41,6 +43,8 @@ type Task struct {
 	Checkpoint json.RawMessage
 	// Answer is the input of the last resumed event, for the next run.
 	Answer json.RawMessage
+	// Resumes counts the resumed events.
+	Resumes int
 
 	CancelRequested bool
 	PauseRequested  bool
