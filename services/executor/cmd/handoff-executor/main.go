@@ -13,6 +13,10 @@
 //	--concurrency  HANDOFF_CONCURRENCY  the file's concurrency, else 64
 //	--log-format   HANDOFF_LOG_FORMAT   json
 //	--log-level    HANDOFF_LOG_LEVEL    info
+//	--health-addr  HANDOFF_HEALTH_ADDR  empty: no health listener
+//
+// With --health-addr set, GET /healthz returns 200 while the process runs
+// and GET /readyz returns 200 while its NATS connection is connected.
 //
 // SIGINT or SIGTERM stops it gracefully: running handlers get the file's
 // drain_timeout (30s by default) to finish.
@@ -32,6 +36,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/handoff-dev/handoff/pkg/bus"
+	"github.com/handoff-dev/handoff/pkg/health"
 	"github.com/handoff-dev/handoff/pkg/logging"
 	"github.com/handoff-dev/handoff/services/executor"
 )
@@ -104,6 +109,14 @@ func run(ctx context.Context, opts options, log *zap.Logger) error {
 		return err
 	}
 	defer drain(nc, closed, log)
+
+	if opts.healthAddr != "" {
+		hs, err := health.Serve(ctx, opts.healthAddr, health.NewMux(nc), log)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = hs.Close() }()
+	}
 
 	b, err := bus.New(nc, cfg.Namespace)
 	if err != nil {

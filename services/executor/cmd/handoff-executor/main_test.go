@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -99,4 +101,61 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("run did not return after its context was cancelled")
 	}
+}
+
+func TestParseOptionsHealthAddr(t *testing.T) {
+	o, err := parseOptions([]string{"--config", "x.yaml"}, env(nil))
+	require.NoError(t, err)
+	require.Empty(t, o.healthAddr, "no health listener by default")
+
+	o, err = parseOptions([]string{"--config", "x.yaml"}, env(map[string]string{"HANDOFF_HEALTH_ADDR": ":8081"}))
+	require.NoError(t, err)
+	require.Equal(t, ":8081", o.healthAddr)
+
+	o, err = parseOptions([]string{"--config", "x.yaml", "--health-addr", "127.0.0.1:9000"}, env(map[string]string{"HANDOFF_HEALTH_ADDR": ":8081"}))
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:9000", o.healthAddr)
+}
+
+// freeAddr returns a loopback address with a port that was free a moment
+// ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return addr
+}
+
+func TestRunServesHealth(t *testing.T) {
+	srv := natstest.Start(t)
+	srv.Bus(t)
+	addr := freeAddr(t)
+	opts := options{natsURL: srv.URL, configPath: writeTypes(t), instance: "cmd-test", healthAddr: addr}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, opts, zaptest.NewLogger(t)) }()
+
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	status := func(path string) int {
+		resp, err := client.Get("http://" + addr + path)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Eventually(t, func() bool { return status("/readyz") == http.StatusOK }, 30*time.Second, 20*time.Millisecond)
+	require.Equal(t, http.StatusOK, status("/healthz"))
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after its context was cancelled")
+	}
+	require.Zero(t, status("/healthz"), "the health listener is closed after run returns")
 }

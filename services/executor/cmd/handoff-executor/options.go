@@ -20,6 +20,7 @@ type options struct {
 	concurrency int
 	logFormat   string
 	logLevel    string
+	healthAddr  string
 }
 
 // envFallbacks names, per flag, the environment variable that sets it when
@@ -33,6 +34,7 @@ var envFallbacks = map[string]string{
 	"concurrency": "HANDOFF_CONCURRENCY",
 	"log-format":  "HANDOFF_LOG_FORMAT",
 	"log-level":   "HANDOFF_LOG_LEVEL",
+	"health-addr": "HANDOFF_HEALTH_ADDR",
 }
 
 // parseOptions reads the flags in args, then fills the ones not given from
@@ -50,6 +52,8 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool)) (options
 	fs.IntVar(&o.concurrency, "concurrency", 0, "handlers run at once; overrides the file's concurrency (default 64)")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&o.healthAddr, "health-addr", "", "listen address of /healthz and /readyz, such as :8081 (default: no health listener)")
+	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envFallbacks[f.Name] + ")" })
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
