@@ -1,6 +1,12 @@
 // Command handoff-notifier delivers Handoff task events to webhooks. It
 // connects to NATS, checks that the streams exist and runs a notifier until
 // it receives SIGINT or SIGTERM.
+//
+// Every flag falls back to an environment variable named HANDOFF_ and the
+// flag in upper case, such as HANDOFF_NATS_URL for --nats-url. With
+// --health-addr (HANDOFF_HEALTH_ADDR; empty, the default, serves nothing),
+// GET /healthz returns 200 while the process runs and GET /readyz returns
+// 200 while its NATS connection is connected.
 package main
 
 import (
@@ -21,6 +27,7 @@ import (
 
 	"github.com/handoff-dev/handoff/events"
 	"github.com/handoff-dev/handoff/pkg/bus"
+	"github.com/handoff-dev/handoff/pkg/health"
 	"github.com/handoff-dev/handoff/pkg/logging"
 	"github.com/handoff-dev/handoff/services/notifier"
 )
@@ -56,10 +63,11 @@ const (
 
 // options are the command line and environment settings.
 type options struct {
-	natsURL   string
-	logFormat string
-	logLevel  string
-	cfg       notifier.Config
+	natsURL    string
+	logFormat  string
+	logLevel   string
+	healthAddr string
+	cfg        notifier.Config
 }
 
 func main() {
@@ -142,11 +150,20 @@ func parseOptionsAt(args []string, getenv func(string) string, output io.Writer,
 	fs.IntVar(&opts.cfg.EndpointConcurrency, "endpoint-concurrency", notifier.DefaultEndpointConcurrency, "maximum delivery attempts in flight to one endpoint in this instance")
 	fs.StringVar(&opts.logFormat, "log-format", string(logging.FormatJSON), "log format: json or console")
 	fs.StringVar(&opts.logLevel, "log-level", "info", "minimum log level: debug, info, warn or error")
+	fs.StringVar(&opts.healthAddr, "health-addr", "", "listen address of /healthz and /readyz, such as :8081 (default: no health listener)")
+	fs.VisitAll(func(f *flag.Flag) {
+		if name := envName(f.Name); !strings.Contains(f.Usage, name) {
+			f.Usage += " (env " + name + ")"
+		}
+	})
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
 	}
 	if fs.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected argument %q; all settings are flags, see -help", fs.Arg(0))
+	}
+	if err := setFromEnvironment(fs, getenv); err != nil {
+		return options{}, err
 	}
 
 	if len(opts.cfg.Secrets) == 0 {
@@ -170,6 +187,35 @@ func parseOptionsAt(args []string, getenv func(string) string, output io.Writer,
 		return options{}, err
 	}
 	return opts, nil
+}
+
+// envName returns the environment variable of a flag: HANDOFF_NATS_URL
+// for nats-url.
+func envName(flagName string) string {
+	return "HANDOFF_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// setFromEnvironment sets each flag that the arguments left unset from its
+// non-empty environment variable. It skips the secret flags, whose
+// variables hold lists that parseOptionsAt splits itself.
+func setFromEnvironment(fs *flag.FlagSet, getenv func(string) string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		if given[f.Name] || name == envSecret || name == envPreviousSecret {
+			return
+		}
+		value := getenv(name)
+		if value == "" {
+			return
+		}
+		if err := fs.Set(f.Name, value); err != nil {
+			errs = append(errs, fmt.Errorf("invalid %s %q: %w", name, value, err))
+		}
+	})
+	return errors.Join(errs...)
 }
 
 // splitSecrets splits an environment value at commas and spaces.
@@ -216,6 +262,15 @@ func run(ctx context.Context, opts options, log *zap.Logger) error {
 		return err
 	}
 	defer closeConn(nc, closed, log)
+
+	if opts.healthAddr != "" {
+		hs, err := health.Serve(ctx, opts.healthAddr, health.NewMux(nc), log)
+		if err != nil {
+			cancel()
+			return err
+		}
+		defer func() { _ = hs.Close() }()
+	}
 
 	b, err := bus.New(nc, opts.cfg.Namespace)
 	if err != nil {
