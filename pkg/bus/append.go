@@ -19,6 +19,9 @@ const (
 	HeaderExpectedSubjSeq     = jetstream.ExpectedLastSubjSeqHeader
 	HeaderExpectedSubjSeqSubj = jetstream.ExpectedLastSubjSeqSubjHeader
 	HeaderTTL                 = jetstream.MsgTTLHeader
+	HeaderSchedule            = jetstream.ScheduleHeader
+	HeaderScheduleTarget      = jetstream.ScheduleTargetHeader
+	HeaderScheduleTTL         = jetstream.ScheduleTTLHeader
 )
 
 // JetStream error codes that mean the compare-and-set lost: 10071 "wrong
@@ -38,11 +41,61 @@ type AppendOptions struct {
 	// the task's other events; see [events.Task.TTLLeft]. Zero leaves the
 	// stream's MaxAge in charge.
 	TTL time.Duration
+	// Schedule, when set, makes the event hold a message schedule; see
+	// [Schedule]. Only kinds with an [events.Kind.ScheduleTarget] may hold
+	// one.
+	Schedule *Schedule
+}
+
+// Schedule is a NATS message schedule that an appended event holds. When
+// it fires, the server stores a copy of the event on the subject of the
+// same task with kind Target, and then removes the event that held the
+// schedule. The copy keeps the event's CloudEvents headers and data, and
+// the decoder gives it the target's kind; see [Decode].
+type Schedule struct {
+	// At is when the schedule fires. The header has whole seconds, so At
+	// is rounded up to the next second and never fires early.
+	At time.Time
+	// Target is the kind of the published copy, which must be the
+	// [events.Kind.ScheduleTarget] of the holding event's kind.
+	Target events.Kind
+	// TTL is the Nats-TTL of the published copy, so that it expires
+	// together with the task's other events. Zero leaves the stream's
+	// MaxAge in charge.
+	TTL time.Duration
+}
+
+// scheduleAt returns the Nats-Schedule value of a one-time schedule at t.
+func scheduleAt(t time.Time) string {
+	at := t.UTC().Truncate(time.Second)
+	if at.Before(t) {
+		at = at.Add(time.Second)
+	}
+	return "@at " + at.Format(time.RFC3339)
+}
+
+// checkSchedule reports whether ev may hold opts.Schedule.
+func checkSchedule(ev *events.Event, opts AppendOptions) error {
+	if opts.Schedule == nil {
+		return nil
+	}
+	target, ok := ev.Kind.ScheduleTarget()
+	if !ok {
+		return fmt.Errorf("append %s to task %s: a %s event cannot hold a message schedule; only scheduled and deadline_scheduled events can", ev.Kind, ev.TaskID, ev.Kind)
+	}
+	if opts.Schedule.Target != target {
+		return fmt.Errorf("append %s to task %s: the schedule of a %s event must publish a %s event, not %q", ev.Kind, ev.TaskID, ev.Kind, target, opts.Schedule.Target)
+	}
+	if opts.Schedule.At.IsZero() {
+		return fmt.Errorf("append %s to task %s: the schedule has no time", ev.Kind, ev.TaskID)
+	}
+	return nil
 }
 
 // Message returns ev encoded for an append with opts: the binary-mode
 // CloudEvent plus Nats-Msg-Id, the compare-and-set headers for kinds that
-// use them, and Nats-TTL.
+// use them, Nats-TTL and the schedule headers. It does not check the
+// schedule; the append functions do.
 func (b *Bus) Message(ev *events.Event, opts AppendOptions) *nats.Msg {
 	msg := Encode(b.names.Namespace, ev)
 	msg.Header[HeaderMsgID] = []string{ev.ID}
@@ -51,10 +104,24 @@ func (b *Bus) Message(ev *events.Event, opts AppendOptions) *nats.Msg {
 		msg.Header[HeaderExpectedSubjSeq] = []string{strconv.FormatUint(opts.ExpectSeq, 10)}
 	}
 	if opts.TTL > 0 {
-		ttl := max(opts.TTL, events.MinTTL)
-		msg.Header[HeaderTTL] = []string{strconv.FormatInt(int64(ttl/time.Second), 10)}
+		msg.Header[HeaderTTL] = []string{ttlSeconds(opts.TTL)}
+	}
+	if s := opts.Schedule; s != nil {
+		target := ev.Subject(b.names.Namespace)
+		target.Kind = s.Target
+		msg.Header[HeaderSchedule] = []string{scheduleAt(s.At)}
+		msg.Header[HeaderScheduleTarget] = []string{target.String()}
+		if s.TTL > 0 {
+			msg.Header[HeaderScheduleTTL] = []string{ttlSeconds(s.TTL)}
+		}
 	}
 	return msg
+}
+
+// ttlSeconds formats a TTL in whole seconds, at least [events.MinTTL].
+func ttlSeconds(ttl time.Duration) string {
+	ttl = max(ttl, events.MinTTL)
+	return strconv.FormatInt(int64(ttl/time.Second), 10)
 }
 
 // appendTries bounds the publishes of one event when the server's answer
@@ -70,6 +137,9 @@ const appendTries = 3
 // repeat conflicts, Append looks for the event among the task's events and
 // returns its sequence if an earlier try stored it.
 func (b *Bus) Append(ctx context.Context, ev *events.Event, opts AppendOptions) (uint64, error) {
+	if err := checkSchedule(ev, opts); err != nil {
+		return 0, err
+	}
 	msg := b.Message(ev, opts)
 	var err error
 	for try := 1; try <= appendTries; try++ {
@@ -108,6 +178,9 @@ func (b *Bus) findEvent(ctx context.Context, ev *events.Event, after uint64) (ui
 // server's answer, so a writer can have many appends in flight. Pass the
 // returned future to [AppendResult].
 func (b *Bus) AppendAsync(ev *events.Event, opts AppendOptions) (jetstream.PubAckFuture, error) {
+	if err := checkSchedule(ev, opts); err != nil {
+		return nil, err
+	}
 	f, err := b.js.PublishMsgAsync(b.Message(ev, opts))
 	if err != nil {
 		return nil, appendError(ev, opts, err)

@@ -7,6 +7,7 @@ package bus
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,6 +21,11 @@ type Bus struct {
 	nc    *nats.Conn
 	js    jetstream.JetStream
 	names Names
+
+	// stream is the handle of the tasks stream for purges, looked up on
+	// first use.
+	streamMu sync.Mutex
+	stream   jetstream.Stream
 }
 
 // New returns a Bus on an open connection. namespace is the first token of

@@ -76,6 +76,12 @@ func Encode(namespace string, ev *events.Event) *nats.Msg {
 // omitted from the CloudEvent (except the type) to take the subject's. The
 // error wraps ErrInvalidEvent and names the problem. seq and stored are the
 // message's stream sequence and timestamp, or zero.
+//
+// A message with a Nats-Scheduler header was published by a message
+// schedule. It keeps the CloudEvents type of the event that held the
+// schedule, and takes the kind of its subject when that is the holder's
+// [events.Kind.ScheduleTarget]: a scheduled event becomes submitted, a
+// deadline_scheduled event becomes deadline. Any other pairing is invalid.
 func Decode(subject string, header nats.Header, data []byte, seq uint64, stored time.Time) (events.Event, error) {
 	subj, err := events.ParseSubject(subject)
 	if err != nil {
@@ -92,6 +98,11 @@ func Decode(subject string, header nats.Header, data []byte, seq uint64, stored 
 		return events.Event{}, fmt.Errorf("%w on %s: %w", ErrInvalidEvent, subject, err)
 	}
 
+	if scheduler := headerValue(header, HeaderScheduler); scheduler != "" {
+		if err := takeScheduleTarget(&ev, subj, scheduler); err != nil {
+			return events.Event{}, fmt.Errorf("%w on %s: %w", ErrInvalidEvent, subject, err)
+		}
+	}
 	if err := matchSubject(&ev, subj); err != nil {
 		return events.Event{}, fmt.Errorf("%w on %s: %w", ErrInvalidEvent, subject, err)
 	}
@@ -101,6 +112,29 @@ func Decode(subject string, header nats.Header, data []byte, seq uint64, stored 
 	ev.Seq = seq
 	ev.Stored = stored
 	return ev, nil
+}
+
+// HeaderScheduler names, on a message that a message schedule published,
+// the subject of the event that held the schedule.
+const HeaderScheduler = "Nats-Scheduler"
+
+// takeScheduleTarget gives ev, a copy that the message schedule of the
+// event on scheduler published on subj, the kind of its subject. The copy
+// keeps the CloudEvents type of the holding event, which must hold a
+// schedule for that kind, and the holder must be an event of the same
+// task.
+func takeScheduleTarget(ev *events.Event, subj events.Subject, scheduler string) error {
+	target, ok := ev.Kind.ScheduleTarget()
+	if !ok || target != subj.Kind {
+		return fmt.Errorf("a message published by the schedule of %s has CloudEvents type %q, which holds no schedule of %s events", scheduler, ev.Kind.Type(), subj.Kind)
+	}
+	holder := subj
+	holder.Kind = ev.Kind
+	if scheduler != holder.String() {
+		return fmt.Errorf("a %s event published by a schedule must come from %s, not %s", subj.Kind, holder, scheduler)
+	}
+	ev.Kind = target
+	return nil
 }
 
 // DecodeMsg is [Decode] for a message without stream metadata.

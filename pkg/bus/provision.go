@@ -63,6 +63,9 @@ func (b *Bus) StreamConfigs(opts StreamOptions) []jetstream.StreamConfig {
 			AllowDirect:       true,
 			AllowMsgTTL:       true,
 			AllowMsgSchedules: true,
+			// Cancelling a task that waits for its run_at stores a
+			// submitted copy and the cancelled event as one batch.
+			AllowAtomicPublish: true,
 		},
 		{
 			Name:              n.RegistryStream(),
@@ -122,6 +125,8 @@ func (b *Bus) Verify(ctx context.Context) error {
 			return fmt.Errorf("%w: stream %s lacks allow_msg_ttl; run 'handoff provision' to update it", ErrNotProvisioned, want.Name)
 		case want.AllowMsgSchedules && !have.AllowMsgSchedules:
 			return fmt.Errorf("%w: stream %s lacks allow_msg_schedules; run 'handoff provision' to update it", ErrNotProvisioned, want.Name)
+		case want.AllowAtomicPublish && !have.AllowAtomicPublish:
+			return fmt.Errorf("%w: stream %s lacks allow_atomic; run 'handoff provision' to update it", ErrNotProvisioned, want.Name)
 		case want.Retention != have.Retention:
 			return fmt.Errorf("%w: stream %s has retention %s, want %s", ErrNotProvisioned, want.Name, have.Retention, want.Retention)
 		}
