@@ -50,10 +50,14 @@ func (n *Notifier) deliverJob(msg jetstream.Msg) outcome {
 	defer n.slots.release(slotKey, token)
 
 	ctx := context.Background()
-	first, err := n.firstInLine(ctx, msg.Subject(), &j, md.Sequence.Stream)
+	first, gone, err := n.firstInLine(ctx, msg.Subject(), &j, md.Sequence.Stream)
 	if err != nil {
 		log.Warn("read pending jobs; retrying", zap.Duration("delay", taskRetryDelay), zap.Error(err))
 		return outcome{action: actionRetry, delay: taskRetryDelay}
+	}
+	if gone {
+		log.Debug("drop job that was settled already")
+		return outcome{action: actionAck}
 	}
 	if !first {
 		delay := blockedDelay(md.NumDelivered)
@@ -66,25 +70,38 @@ func (n *Notifier) deliverJob(msg jetstream.Msg) outcome {
 		return out
 	}
 
-	task, evs, err := readTask(ctx, n.bus, j.Tenant, j.TaskID)
-	if errors.Is(err, bus.ErrTaskNotFound) {
-		log.Debug("drop job of an expired task")
-		return outcome{action: actionAck}
-	}
+	// The event and every delivery record of it are at or after its
+	// sequence, so the read can start there, which costs far less than
+	// reading the task from its first event.
+	evs, err := n.readFrom(ctx, &j)
 	if err != nil {
 		log.Warn("read task; retrying", zap.Duration("delay", taskRetryDelay), zap.Error(err))
 		return outcome{action: actionRetry, delay: taskRetryDelay}
 	}
 	ev := findEvent(evs, j.EventID)
-	if ev == nil || skippedByFold(task, j.EventID) {
-		log.Warn("drop job whose event is not in the task's history")
+	if ev == nil {
+		log.Debug("drop job whose event expired")
 		return outcome{action: actionAck}
 	}
 
 	ep := j.endpoint(url)
 	attempt := countRecords(evs, ev.ID, ep) - j.AttemptBase + 1
 	log = log.With(zap.String(logging.KeyEndpoint, ep.Origin()), zap.Int(logging.KeyAttempt, attempt))
-	return n.attempt(log, &j, task, ev, ep, signer, attempt)
+	return n.attempt(log, &j, ev, ep, signer, attempt)
+}
+
+// readFrom reads the events of the job's task from the job's event on.
+func (n *Notifier) readFrom(ctx context.Context, j *job) ([]events.Event, error) {
+	ctx, cancel := context.WithTimeout(ctx, taskIOTimeout)
+	defer cancel()
+	te, err := n.bus.ReadEvents(ctx, j.Tenant, j.TaskID, j.EventSeq-1)
+	if errors.Is(err, bus.ErrTaskNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return te.Events, nil
 }
 
 // target returns the URL and signer of the job's endpoint. For a
@@ -114,13 +131,13 @@ func (n *Notifier) target(ctx context.Context, log *zap.Logger, j *job) (url str
 
 // attempt sends the event, records the attempt on the task and returns the
 // outcome for the job.
-func (n *Notifier) attempt(log *zap.Logger, j *job, task *events.Task, ev *events.Event, ep Endpoint, signer *webhook.Signer, attempt int) outcome {
+func (n *Notifier) attempt(log *zap.Logger, j *job, ev *events.Event, ep Endpoint, signer *webhook.Signer, attempt int) outcome {
 	res := n.sender.send(n.work, ev, ep, signer)
 	interrupted := n.work.Err() != nil && res.StatusCode == 0
 	if interrupted {
 		res.Err = errInterrupted
 	}
-	if err := n.record(context.Background(), task, ev, ep, attempt, res); err != nil {
+	if err := n.record(context.Background(), j, ev, ep, attempt, res); err != nil {
 		log.Warn("record delivery attempt", zap.Error(err))
 	}
 

@@ -49,6 +49,12 @@ func (n *Notifier) dispatchEvent(msg jetstream.Msg) outcome {
 		log.Warn("skip event that the task's fold ignored as illegal")
 		return outcome{action: actionAck}
 	}
+	// Workers record each attempt without folding the task again, so the
+	// records are checked here.
+	if err := task.Check(events.KindDelivered); err != nil {
+		log.Warn("skip event of a task that takes no delivery records", zap.Error(err))
+		return outcome{action: actionAck}
+	}
 
 	// The jobs of an earlier event of the task must be stored first, so
 	// that each endpoint gets the task's events in order. Another instance
@@ -83,10 +89,10 @@ func (n *Notifier) dispatchEvent(msg jetstream.Msg) outcome {
 func plan(task *events.Task, ev *events.Event, subs []subscription.Subscription) []job {
 	var jobs []job
 	if wh := task.Submission.Webhook; wh != nil && wh.URL != "" {
-		jobs = append(jobs, newJob(ev, wh.URL, ""))
+		jobs = append(jobs, newJob(task, ev, wh.URL, ""))
 	}
 	for _, sub := range subs {
-		jobs = append(jobs, newJob(ev, "", sub.ID))
+		jobs = append(jobs, newJob(task, ev, "", sub.ID))
 	}
 	return jobs
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,6 +29,9 @@ type job struct {
 	// EventSeq is the event's sequence in the tasks stream, which orders
 	// the jobs of one subject.
 	EventSeq uint64 `json:"event_seq"`
+	// TaskExpiresAt is when the task's events expire, [events.Task.ExpiresAt],
+	// so that the delivery records expire with them.
+	TaskExpiresAt time.Time `json:"task_expires_at"`
 
 	// URL is the webhook given at submit. It is empty for a subscription,
 	// whose URL is read when the job runs.
@@ -44,12 +48,13 @@ type job struct {
 	Replay bool `json:"replay,omitempty"`
 }
 
-// newJob returns the job that delivers ev to the webhook url or, if subID
-// is set, to that subscription.
-func newJob(ev *events.Event, url, subID string) job {
+// newJob returns the job that delivers ev of task to the webhook url or,
+// if subID is set, to that subscription.
+func newJob(task *events.Task, ev *events.Event, url, subID string) job {
 	j := job{
 		Tenant: ev.Tenant, TaskID: ev.TaskID, TaskType: ev.TaskType,
 		EventID: ev.ID, EventKind: ev.Kind, EventSeq: ev.Seq,
+		TaskExpiresAt: task.ExpiresAt(),
 	}
 	if subID != "" {
 		j.SubscriptionID = subID
@@ -97,6 +102,9 @@ func (j *job) validate() error {
 	}
 	if err := events.ValidateEventID(j.EventID); err != nil {
 		return err
+	}
+	if j.EventSeq == 0 {
+		return errors.New("job has no event sequence")
 	}
 	if (j.URL == "") == (j.SubscriptionID == "") {
 		return errors.New("job must name exactly one of a webhook URL and a subscription")

@@ -13,8 +13,10 @@ import (
 func TestJobSubjects(t *testing.T) {
 	ev := newTestEvent(t, events.KindSucceeded, nil)
 	ev.Seq = 42
+	created := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	task := events.Task{Created: created, Submission: events.Submission{TTL: events.Duration(time.Hour)}}
 
-	hook := newJob(&ev, "https://hooks.example.com/h?token=s3cr3t", "")
+	hook := newJob(&task, &ev, "https://hooks.example.com/h?token=s3cr3t", "")
 	require.NoError(t, hook.validate())
 	key := hook.endpointKey()
 	require.True(t, strings.HasPrefix(key, "wh-"), key)
@@ -26,13 +28,15 @@ func TestJobSubjects(t *testing.T) {
 
 	// Every event of the task to the same URL shares the subject.
 	other := newTestEvent(t, events.KindInputRequired, nil)
-	same := newJob(&other, hook.URL, "")
+	same := newJob(&task, &other, hook.URL, "")
 	require.Equal(t, hook.subject("handoff"), same.subject("handoff"))
-	elsewhere := newJob(&ev, "https://hooks.example.com/other", "")
+	elsewhere := newJob(&task, &ev, "https://hooks.example.com/other", "")
 	require.NotEqual(t, hook.subject("handoff"), elsewhere.subject("handoff"))
 
-	sub := newJob(&ev, "", "sub_01JZ3K6Q4W8V0N2P5R7T9X1Y3C")
+	sub := newJob(&task, &ev, "", "sub_01JZ3K6Q4W8V0N2P5R7T9X1Y3C")
 	require.NoError(t, sub.validate())
+	require.Equal(t, created.Add(time.Hour), sub.TaskExpiresAt)
+	require.Equal(t, uint64(42), sub.EventSeq)
 	require.Empty(t, sub.URL)
 	require.Equal(t, "handoff.delivery.acme.sub_01JZ3K6Q4W8V0N2P5R7T9X1Y3C.01JZ3K6Q4W8V0N2P5R7T9X1Y3B", sub.subject("handoff"))
 }
@@ -40,11 +44,12 @@ func TestJobSubjects(t *testing.T) {
 func TestDecodeJobRejects(t *testing.T) {
 	tests := map[string]string{
 		"not JSON":         `{`,
-		"no endpoint":      `{"tenant":"acme","task_id":"t1","event_id":"e1"}`,
-		"two endpoints":    `{"tenant":"acme","task_id":"t1","event_id":"e1","url":"https://a.example.com","subscription_id":"sub_1"}`,
-		"bad tenant":       `{"tenant":"a.b","task_id":"t1","event_id":"e1","url":"https://a.example.com"}`,
-		"bad task id":      `{"tenant":"acme","task_id":"t.1","event_id":"e1","url":"https://a.example.com"}`,
-		"missing event id": `{"tenant":"acme","task_id":"t1","url":"https://a.example.com"}`,
+		"no endpoint":      `{"tenant":"acme","task_id":"t1","event_id":"e1","event_seq":1}`,
+		"two endpoints":    `{"tenant":"acme","task_id":"t1","event_id":"e1","event_seq":1,"url":"https://a.example.com","subscription_id":"sub_1"}`,
+		"bad tenant":       `{"tenant":"a.b","task_id":"t1","event_id":"e1","event_seq":1,"url":"https://a.example.com"}`,
+		"bad task id":      `{"tenant":"acme","task_id":"t.1","event_id":"e1","event_seq":1,"url":"https://a.example.com"}`,
+		"missing event id": `{"tenant":"acme","task_id":"t1","event_seq":1,"url":"https://a.example.com"}`,
+		"no event seq":     `{"tenant":"acme","task_id":"t1","event_id":"e1","url":"https://a.example.com"}`,
 	}
 	for name, data := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -110,4 +115,15 @@ func TestEndpointSlots(t *testing.T) {
 
 	s.release("https://b.example.com", c)
 	require.NotContains(t, s.started, "https://b.example.com", "an idle endpoint leaves no entry")
+}
+
+func TestTTLLeft(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	require.Equal(t, time.Hour, ttlLeft(now.Add(time.Hour+400*time.Millisecond), now))
+	require.Equal(t, events.MinTTL, ttlLeft(now.Add(10*time.Millisecond), now))
+	require.Equal(t, events.MinTTL, ttlLeft(now.Add(-time.Hour), now))
+
+	// The same rule as the task's own.
+	task := events.Task{Created: now.Add(-time.Minute), Submission: events.Submission{TTL: events.Duration(2 * time.Hour)}}
+	require.Equal(t, task.TTLLeft(now), ttlLeft(task.ExpiresAt(), now))
 }

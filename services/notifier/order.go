@@ -19,50 +19,43 @@ const (
 	orderMaxDelay = 30 * time.Second
 )
 
-// orderBatch bounds the pending jobs of one task and endpoint that
-// firstInLine reads. A job behind more than that many waits.
-const orderBatch = 32
-
-// firstInLine reports whether the job at stream sequence seq on subject is
-// the one to deliver first: no job of the subject, which holds the jobs
-// of one task and endpoint, is for an earlier event. Jobs for the same
-// event, such as a replay beside a retry, go in the order they were
-// stored.
-func (n *Notifier) firstInLine(ctx context.Context, subject string, j *job, seq uint64) (bool, error) {
+// firstInLine reports whether the job at stream sequence seq on subject,
+// which holds the jobs of one task and endpoint, may be delivered now: it
+// is the oldest job of the subject, or the oldest is for a later event.
+// gone reports that the subject holds no job at all, so this one was
+// settled already, as by another instance after a redelivery.
+// The dispatcher stores a task's jobs in the order of its events, so the
+// oldest job is for the earliest event unless a replay stored jobs for
+// older events later; those go first.
+//
+// It reads only the oldest job, because a batch read of a subject scans
+// the rest of the stream's block for more.
+func (n *Notifier) firstInLine(ctx context.Context, subject string, j *job, seq uint64) (first, gone bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, taskIOTimeout)
 	defer cancel()
-	msgs, err := jetstreamext.GetBatch(ctx, n.bus.JetStream(), n.bus.Names().DeliveriesStream(), orderBatch,
+	msgs, err := jetstreamext.GetBatch(ctx, n.bus.JetStream(), n.bus.Names().DeliveriesStream(), 1,
 		jetstreamext.GetBatchSubject(subject))
 	if err != nil {
-		return false, fmt.Errorf("read pending jobs on %s: %w", subject, err)
+		return false, false, fmt.Errorf("read pending jobs on %s: %w", subject, err)
 	}
-
-	// A job on the subject is ahead when its event came first, or when it
-	// is for the same event and was stored first.
-	found := false
 	for msg, err := range msgs {
 		if errors.Is(err, jetstreamext.ErrNoMessages) {
-			break
+			return false, true, nil
 		}
 		if err != nil {
-			return false, fmt.Errorf("read pending jobs on %s: %w", subject, err)
+			return false, false, fmt.Errorf("read pending jobs on %s: %w", subject, err)
 		}
 		if msg.Sequence == seq {
-			found = true
-			continue
+			return true, false, nil
 		}
-		var other job
-		if json.Unmarshal(msg.Data, &other) != nil {
-			// A job that does not decode is dropped when its turn comes
-			// and holds up nothing.
-			continue
+		var oldest job
+		if json.Unmarshal(msg.Data, &oldest) != nil {
+			// A job that does not decode is dropped when its turn comes.
+			return false, false, nil
 		}
-		if other.EventSeq < j.EventSeq || other.EventSeq == j.EventSeq && msg.Sequence < seq {
-			return false, nil
-		}
+		return oldest.EventSeq > j.EventSeq, false, nil
 	}
-	// Not among the first orderBatch jobs: others are ahead.
-	return found, nil
+	return false, true, nil
 }
 
 // blockedDelay returns the wait of a job that waits for an earlier one,

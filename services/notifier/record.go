@@ -2,7 +2,6 @@ package notifier
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/handoff-dev/handoff/events"
@@ -12,14 +11,14 @@ import (
 // record appends the attempt to the task as a delivered or delivery_failed
 // event. Delivery records skip the compare-and-set, so they never conflict
 // with the task's other writers, and they carry the task's remaining TTL so
-// that they expire with its other events.
-func (n *Notifier) record(ctx context.Context, task *events.Task, ev *events.Event, ep Endpoint, attempt int, res attemptResult) error {
+// that they expire with its other events. The dispatcher checked with
+// [events.Task.Check] that the task takes delivery records when it planned
+// the job; they are legal for as long as the task exists, which the worker
+// confirmed by reading the event.
+func (n *Notifier) record(ctx context.Context, j *job, ev *events.Event, ep Endpoint, attempt int, res attemptResult) error {
 	kind := events.KindDeliveryFailed
 	if classify(res) == verdictDelivered {
 		kind = events.KindDelivered
-	}
-	if err := task.Check(kind); err != nil {
-		return fmt.Errorf("record %s on task %s: %w", kind, task.ID, err)
 	}
 
 	data := events.Delivery{
@@ -40,8 +39,19 @@ func (n *Notifier) record(ctx context.Context, task *events.Task, ev *events.Eve
 
 	ctx, cancel := context.WithTimeout(ctx, taskIOTimeout)
 	defer cancel()
-	if _, err := n.bus.Append(ctx, &rec, bus.AppendOptions{TTL: task.TTLLeft(time.Now())}); err != nil {
+	if _, err := n.bus.Append(ctx, &rec, bus.AppendOptions{TTL: ttlLeft(j.TaskExpiresAt, time.Now())}); err != nil {
 		return err
 	}
 	return nil
+}
+
+// ttlLeft returns the TTL that an event written at now must carry to
+// expire at expiresAt, by the rule of [events.Task.TTLLeft]: never below
+// [events.MinTTL], rounded to seconds.
+func ttlLeft(expiresAt, now time.Time) time.Duration {
+	left := expiresAt.Sub(now)
+	if left < events.MinTTL {
+		return events.MinTTL
+	}
+	return left.Round(time.Second)
 }

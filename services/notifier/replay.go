@@ -168,7 +168,7 @@ func (r *replayer) event(ctx context.Context, ev *events.Event) error {
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
-	if skippedByFold(task, ev.ID) {
+	if skippedByFold(task, ev.ID) || task.Check(events.KindDelivered) != nil {
 		return nil
 	}
 
@@ -182,10 +182,10 @@ func (r *replayer) event(ctx context.Context, ev *events.Event) error {
 		jobs = append(jobs, j)
 	}
 	if wh := task.Submission.Webhook; wh != nil && wh.URL != "" {
-		add(newJob(ev, wh.URL, ""), wh.URL)
+		add(newJob(task, ev, wh.URL, ""), wh.URL)
 	}
 	for _, sub := range r.cache.Match(ev) {
-		add(newJob(ev, "", sub.ID), sub.URL)
+		add(newJob(task, ev, "", sub.ID), sub.URL)
 	}
 	r.result.Deliveries += len(jobs)
 	if r.opts.DryRun || len(jobs) == 0 {
