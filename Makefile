@@ -2,7 +2,7 @@
 # repository root is not a module.
 
 GO ?= go
-MODULES := events pkg schemas services/ingest services/executor services/notifier cmd/handoff examples
+MODULES := events pkg schemas services/ingest services/executor services/notifier cmd/handoff examples tests/faults
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 
@@ -49,9 +49,14 @@ fuzz:
 		done; \
 	done
 
+# GO_BUILD builds one static binary without cgo and with file paths trimmed.
+# The build stage of each Dockerfile in deploy/docker runs this same command,
+# and the deploy module's tests check that they match.
+GO_BUILD = CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w'
+
 ## build: build the handoff CLI and the three service binaries into bin/
 build:
-	$(GO) build -o bin/handoff ./cmd/handoff
-	$(GO) build -o bin/handoff-ingest ./services/ingest/cmd/handoff-ingest
-	$(GO) build -o bin/handoff-executor ./services/executor/cmd/handoff-executor
-	$(GO) build -o bin/handoff-notifier ./services/notifier/cmd/handoff-notifier
+	$(GO_BUILD) -o bin/handoff ./cmd/handoff
+	$(GO_BUILD) -o bin/handoff-ingest ./services/ingest/cmd/handoff-ingest
+	$(GO_BUILD) -o bin/handoff-executor ./services/executor/cmd/handoff-executor
+	$(GO_BUILD) -o bin/handoff-notifier ./services/notifier/cmd/handoff-notifier

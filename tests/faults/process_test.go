@@ -1,0 +1,227 @@
+package faults
+
+import (
+	"bytes"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// outputTail is how many output lines of a process a failed test prints.
+const outputTail = 80
+
+// proc is a binary the test started. Its stdout and stderr lines are kept
+// in order, so that a test can wait for a line.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+
+	mu      sync.Mutex
+	lines   []string
+	partial []byte
+	// changed is closed and replaced when a line arrives.
+	changed chan struct{}
+
+	// exited is closed when the process has exited; err is its exit
+	// error.
+	exited chan struct{}
+	err    error
+}
+
+// startProc starts a built binary in dir and stops it with SIGKILL when the
+// test ends, unless it exited before.
+func startProc(t *testing.T, dir, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, changed: make(chan struct{}), exited: make(chan struct{})}
+	p.cmd = exec.Command(binary(t, name), args...)
+	p.cmd.Dir = dir
+	p.cmd.Stdout = p
+	p.cmd.Stderr = p
+	p.cmd.WaitDelay = 5 * time.Second
+	require.NoError(t, p.cmd.Start(), "start %s", name)
+	go func() {
+		err := p.cmd.Wait()
+		p.mu.Lock()
+		p.err = err
+		p.mu.Unlock()
+		close(p.exited)
+	}()
+
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			lines := p.output()
+			if len(lines) > outputTail {
+				lines = lines[len(lines)-outputTail:]
+			}
+			t.Logf("last output of %s %s:\n%s", name, strings.Join(args, " "), strings.Join(lines, "\n"))
+		}
+	})
+	return p
+}
+
+// Write collects output lines; os/exec calls it from one goroutine per
+// stream.
+func (p *proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(b)
+	added := false
+	for {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			p.partial = append(p.partial, b...)
+			break
+		}
+		p.lines = append(p.lines, string(p.partial)+string(b[:i]))
+		p.partial = p.partial[:0]
+		b = b[i+1:]
+		added = true
+	}
+	if added {
+		close(p.changed)
+		p.changed = make(chan struct{})
+	}
+	return n, nil
+}
+
+func (p *proc) output() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.lines...)
+}
+
+// mark returns the number of lines so far, for [proc.waitLineAfter].
+func (p *proc) mark() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.lines)
+}
+
+// waitLine returns the submatches of the first output line that matches
+// re, waiting up to timeout for it.
+func (p *proc) waitLine(t *testing.T, re *regexp.Regexp, timeout time.Duration) []string {
+	t.Helper()
+	return p.waitLineAfter(t, 0, re, timeout)
+}
+
+// waitLineAfter is [proc.waitLine] for the lines after the first mark.
+func (p *proc) waitLineAfter(t *testing.T, mark int, re *regexp.Regexp, timeout time.Duration) []string {
+	t.Helper()
+	m, ok := p.findLine(mark, re, timeout)
+	require.True(t, ok, "%s printed no line matching %s within %s", p.name, re, timeout)
+	return m
+}
+
+// findLine is [proc.waitLineAfter] that reports a miss instead of failing.
+func (p *proc) findLine(mark int, re *regexp.Regexp, timeout time.Duration) ([]string, bool) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		p.mu.Lock()
+		for _, line := range p.lines[min(mark, len(p.lines)):] {
+			if m := re.FindStringSubmatch(line); m != nil {
+				p.mu.Unlock()
+				return m, true
+			}
+		}
+		mark = len(p.lines)
+		changed := p.changed
+		p.mu.Unlock()
+
+		select {
+		case <-changed:
+		case <-p.exited:
+			// Lines may still arrive until Wait has copied them all, and
+			// it has, since exited is closed after Wait.
+			if m, ok := p.findLineNow(mark, re); ok {
+				return m, true
+			}
+			return nil, false
+		case <-deadline.C:
+			return nil, false
+		}
+	}
+}
+
+func (p *proc) findLineNow(mark int, re *regexp.Regexp) ([]string, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, line := range p.lines[min(mark, len(p.lines)):] {
+		if m := re.FindStringSubmatch(line); m != nil {
+			return m, true
+		}
+	}
+	return nil, false
+}
+
+// countLines returns how many output lines match re.
+func (p *proc) countLines(re *regexp.Regexp) int {
+	n := 0
+	for _, line := range p.output() {
+		if re.MatchString(line) {
+			n++
+		}
+	}
+	return n
+}
+
+func (p *proc) pid() int { return p.cmd.Process.Pid }
+
+// signal sends sig to the process.
+func (p *proc) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	require.NoError(t, p.cmd.Process.Signal(sig), "send %s to %s", sig, p.name)
+}
+
+// waitExit waits up to timeout for the process to exit and returns its exit
+// error.
+func (p *proc) waitExit(t *testing.T, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case <-p.exited:
+	case <-time.After(timeout):
+		t.Fatalf("%s did not exit within %s", p.name, timeout)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}
+
+// running reports whether the process has not exited.
+func (p *proc) running() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// kill stops the process with SIGKILL, continuing it first in case it was
+// stopped, and waits for it.
+func (p *proc) kill() {
+	if !p.running() {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	_ = p.cmd.Process.Signal(syscall.SIGCONT)
+	<-p.exited
+}
+
+// exitedBySignal reports whether err is the exit of a process killed by
+// sig.
+func exitedBySignal(err error, sig syscall.Signal) bool {
+	ee, ok := err.(*exec.ExitError)
+	if !ok {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == sig
+}
