@@ -45,6 +45,7 @@ Start a local stack with 'handoff dev', then submit tasks to it.`,
 		newWatchCmd(),
 		newListenCmd(),
 		newProvisionCmd(),
+		newReplayCmd(),
 	)
 	return root
 }
