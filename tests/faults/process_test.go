@@ -2,6 +2,7 @@ package faults
 
 import (
 	"bytes"
+	"fmt"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -38,13 +39,28 @@ type proc struct {
 // test ends, unless it exited before.
 func startProc(t *testing.T, dir, name string, args ...string) *proc {
 	t.Helper()
+	p, err := launch(binary(t, name), dir, name, args...)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			p.logTail(t)
+		}
+	})
+	return p
+}
+
+// launch starts the program at path in dir. The caller must kill it.
+func launch(path, dir, name string, args ...string) (*proc, error) {
 	p := &proc{name: name, changed: make(chan struct{}), exited: make(chan struct{})}
-	p.cmd = exec.Command(binary(t, name), args...)
+	p.cmd = exec.Command(path, args...)
 	p.cmd.Dir = dir
 	p.cmd.Stdout = p
 	p.cmd.Stderr = p
 	p.cmd.WaitDelay = 5 * time.Second
-	require.NoError(t, p.cmd.Start(), "start %s", name)
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
 	go func() {
 		err := p.cmd.Wait()
 		p.mu.Lock()
@@ -52,18 +68,17 @@ func startProc(t *testing.T, dir, name string, args ...string) *proc {
 		p.mu.Unlock()
 		close(p.exited)
 	}()
+	return p, nil
+}
 
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			lines := p.output()
-			if len(lines) > outputTail {
-				lines = lines[len(lines)-outputTail:]
-			}
-			t.Logf("last output of %s %s:\n%s", name, strings.Join(args, " "), strings.Join(lines, "\n"))
-		}
-	})
-	return p
+// logTail logs the last lines of the process's output.
+func (p *proc) logTail(t *testing.T) {
+	t.Helper()
+	lines := p.output()
+	if len(lines) > outputTail {
+		lines = lines[len(lines)-outputTail:]
+	}
+	t.Logf("last output of %s %s:\n%s", p.name, strings.Join(p.cmd.Args[1:], " "), strings.Join(lines, "\n"))
 }
 
 // Write collects output lines; os/exec calls it from one goroutine per

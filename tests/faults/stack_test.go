@@ -179,14 +179,19 @@ var executorStarted = regexp.MustCompile(`"msg":"executor started"`)
 // it consumes.
 func (s *stack) startExecutor(instance string) *proc {
 	s.t.Helper()
-	p := startProc(s.t, s.dir, "handoff-executor",
+	p := startProc(s.t, s.dir, "handoff-executor", s.executorArgs(instance)...)
+	p.waitLine(s.t, executorStarted, startTimeout)
+	return p
+}
+
+func (s *stack) executorArgs(instance string) []string {
+	return []string{
 		"--nats-url", s.natsURL,
 		"--config", s.configPath,
 		"--instance", instance,
 		"--log-format", "json",
-		"--log-level", s.cfg.LogLevel)
-	p.waitLine(s.t, executorStarted, startTimeout)
-	return p
+		"--log-level", s.cfg.LogLevel,
+	}
 }
 
 var ingestServing = regexp.MustCompile(`"msg":"serving the HTTP API".*"addr":"([^"]+)"`)
@@ -431,4 +436,25 @@ func (s *stack) killHandlers() {
 			s.t.Logf("kill handler process group %d: %v", pid, err)
 		}
 	}
+}
+
+// storedTasks returns the id of every task with a submitted event in the
+// stream, whether or not its submitter learned that it was accepted.
+func (s *stack) storedTasks() []string {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := s.bus.JetStream().Stream(ctx, s.bus.Names().TasksStream())
+	require.NoError(s.t, err)
+	filter := s.bus.Names().KindFilter(events.KindSubmitted, ">")
+	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(filter))
+	require.NoError(s.t, err)
+
+	ids := make([]string, 0, len(info.State.Subjects))
+	for subject := range info.State.Subjects {
+		subj, err := events.ParseSubject(subject)
+		require.NoError(s.t, err)
+		ids = append(ids, subj.TaskID)
+	}
+	return ids
 }
