@@ -114,7 +114,28 @@ func TestEndpointSlots(t *testing.T) {
 	require.Less(t, wait, 60*time.Millisecond)
 
 	s.release("https://b.example.com", c)
-	require.NotContains(t, s.started, "https://b.example.com", "an idle endpoint leaves no entry")
+	require.NotContains(t, s.loads, "https://b.example.com", "an idle endpoint leaves no entry")
+}
+
+func TestEndpointSlotsWaitForQuickEndpoint(t *testing.T) {
+	s := newEndpointSlots(1, 15*time.Second)
+	held, _, ok := s.acquire("https://a.example.com")
+	require.True(t, ok)
+
+	// The attempt in flight is young, so the next job waits in the worker
+	// and gets the slot when it is released.
+	got := make(chan bool, 1)
+	go func() {
+		_, _, ok := s.acquire("https://a.example.com")
+		got <- ok
+	}()
+	s.release("https://a.example.com", held)
+	select {
+	case ok := <-got:
+		require.True(t, ok)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting job did not get the released slot")
+	}
 }
 
 func TestTTLLeft(t *testing.T) {
