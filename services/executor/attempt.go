@@ -21,12 +21,16 @@ const progressInterval = time.Second
 
 // attempt is one run of a handler for a task whose started event this
 // executor wrote. Only the goroutine that runs the attempt touches it,
-// except for report, which the handler fills.
+// except for report, which the handler fills, and cancel, which stop
+// events call.
 type attempt struct {
 	e      *Executor
 	msg    jetstream.Msg
 	tt     *taskType
 	number int
+	// key is the attempt's entry in the executor's table of running
+	// attempts.
+	key string
 	// log is built on first use, as most attempts log nothing.
 	log *zap.Logger
 
@@ -36,8 +40,15 @@ type attempt struct {
 	timeout time.Duration
 	report  *progressReport
 
-	ctx    context.Context
-	cancel context.CancelCauseFunc
+	// stopped is cancelled, with the cause, by an event that stops the
+	// task, by a refused write and at shutdown. It exists from the moment
+	// the attempt is registered, before its started event is written, so
+	// that no stop event can come too early.
+	stopped context.Context
+	cancel  context.CancelCauseFunc
+	// ctx is the handler's context: stopped, bounded by the attempt's
+	// timeout and by the task's deadline.
+	ctx context.Context
 
 	lastProgress time.Time
 }
@@ -48,23 +59,37 @@ type outcome struct {
 	err    error
 }
 
-// runAttempt runs tt's handler for task, whose started event was just
+// newAttempt registers the next attempt of task before its started event
+// is written. Call runAttempt once the write succeeded, or drop otherwise.
+func (e *Executor) newAttempt(msg jetstream.Msg, tt *taskType, task *events.Task) *attempt {
+	a := &attempt{e: e, msg: msg, tt: tt, number: task.Attempt + 1, key: taskKey(task.Tenant, task.ID), task: task}
+	a.stopped, a.cancel = context.WithCancelCause(e.workCtx)
+	e.running.add(a)
+	return a
+}
+
+// drop unregisters an attempt whose started event was not written.
+func (a *attempt) drop() {
+	a.e.running.remove(a)
+	a.cancel(nil)
+}
+
+// runAttempt runs the handler of a, whose started event was just
 // written, and records the outcome.
-func (e *Executor) runAttempt(msg jetstream.Msg, tt *taskType, task *events.Task) {
-	a := &attempt{
-		e:       e,
-		msg:     msg,
-		tt:      tt,
-		number:  task.Attempt,
-		task:    task,
-		timeout: attemptTimeout(task, tt, e.cfg.DefaultTimeout),
-		report:  newProgressReport(task.Checkpoint),
-	}
-	parent, cancel := context.WithCancelCause(e.workCtx)
-	defer cancel(nil)
-	ctx, stop := context.WithTimeoutCause(parent, a.timeout, ErrAttemptTimeout)
+func (e *Executor) runAttempt(a *attempt) {
+	defer a.drop()
+	task := a.task
+	a.timeout = attemptTimeout(task, a.tt, e.cfg.DefaultTimeout)
+	a.report = newProgressReport(task.Checkpoint)
+
+	ctx, stop := context.WithTimeoutCause(a.stopped, a.timeout, ErrAttemptTimeout)
 	defer stop()
-	a.ctx, a.cancel = ctx, cancel
+	if deadline := task.Submission.Deadline; deadline != nil {
+		var stopAtDeadline context.CancelFunc
+		ctx, stopAtDeadline = context.WithDeadlineCause(ctx, *deadline, ErrDeadlinePassed)
+		defer stopAtDeadline()
+	}
+	a.ctx = ctx
 
 	t := &Task{
 		ID:      task.ID,
@@ -73,12 +98,14 @@ func (e *Executor) runAttempt(msg jetstream.Msg, tt *taskType, task *events.Task
 		Attempt: task.Attempt,
 		Input:   task.Submission.Input,
 		report:  a.report,
+		answer:  task.Answer,
+		resumed: len(task.Checkpoint) > 0 || len(task.Answer) > 0 || task.Resumes > 0,
 	}
 	if ce := e.log.Check(zap.DebugLevel, "attempt started"); ce != nil {
-		ce.Write(append(a.fields(), zap.Duration("timeout", a.timeout))...)
+		ce.Write(append(a.fields(), zap.Duration("timeout", a.timeout), zap.Bool("resumed", t.resumed))...)
 	}
 	done := make(chan outcome, 1)
-	go func() { done <- callHandler(ctx, tt.handler, t) }()
+	go func() { done <- callHandler(ctx, a.tt.handler, t) }()
 
 	a.settle(a.wait(done))
 }
@@ -230,5 +257,27 @@ func (a *attempt) refresh(ctx context.Context) bool {
 		a.cancel(ErrCancelRequested)
 		return false
 	}
+	if fresh.PauseRequested {
+		a.cancel(ErrPauseRequested)
+		return false
+	}
 	return true
+}
+
+// flushCheckpoint writes a checkpoint that the handler recorded and the
+// throttle held back, with the pending progress, so that the next attempt
+// continues from it. A failed write leaves it pending.
+func (a *attempt) flushCheckpoint(ctx context.Context) {
+	if !a.report.pendingCheckpoint() {
+		return
+	}
+	percent, message, checkpoint, ok := a.report.take()
+	if !ok {
+		return
+	}
+	data := events.Progress{Percent: percent, Message: message, Checkpoint: checkpoint}
+	if err := a.e.write(ctx, a.task, events.KindProgress, data, a.number); err != nil {
+		a.logger().Debug("writing the last checkpoint failed", zap.Error(err))
+		a.report.restore(percent, message, checkpoint)
+	}
 }

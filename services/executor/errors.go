@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -37,6 +38,17 @@ var (
 	// because a cancel was requested for the task. The task ends as
 	// cancelled whatever the handler returns.
 	ErrCancelRequested = errors.New("cancel requested")
+
+	// ErrPauseRequested is the cause of a handler context cancelled
+	// because a pause was requested for the task. The task is paused with
+	// the handler's last checkpoint, unless the handler returns a result,
+	// which makes it succeed.
+	ErrPauseRequested = errors.New("pause requested")
+
+	// ErrDeadlinePassed is the cause of a handler context cancelled
+	// because the task's deadline passed while the attempt ran. The task
+	// ends as expired unless the handler returns a result.
+	ErrDeadlinePassed = errors.New("task deadline passed")
 )
 
 // handlerError is an attempt's failure with the error code it records and
@@ -90,4 +102,55 @@ func taskError(err error) (events.TaskError, time.Duration) {
 		return te, he.retryAfter
 	}
 	return te, 0
+}
+
+// inputRequest is the error a handler returns to stop and ask for input;
+// see [AskInput].
+type inputRequest struct {
+	prompt     string
+	schema     json.RawMessage
+	checkpoint json.RawMessage
+	// err is set when the request itself is invalid, and fails the task.
+	err error
+}
+
+func (r *inputRequest) Error() string {
+	if r.err != nil {
+		return r.err.Error()
+	}
+	return "input required: " + r.prompt
+}
+
+// AskInput returns the error that stops the attempt and asks for input:
+// the task becomes input_required with prompt and schema, the JSON Schema
+// that the answer must match (nil accepts any answer). checkpoint, encoded
+// as JSON, is where the next run continues; nil keeps the last checkpoint.
+// The run after the answer gets the checkpoint from [Task.LastCheckpoint]
+// and the answer from [Task.Answer].
+//
+// An empty prompt, a schema that does not compile or a checkpoint that does
+// not encode fails the task without another attempt, because no answer
+// could be checked or used.
+func AskInput(prompt string, schema json.RawMessage, checkpoint any) error {
+	r := &inputRequest{prompt: prompt}
+	if prompt == "" {
+		r.err = errors.New("input request has no prompt")
+		return r
+	}
+	if len(schema) > 0 {
+		if _, err := compileSchema("input-request", "answer", schema); err != nil {
+			r.err = fmt.Errorf("input request schema: %w", err)
+			return r
+		}
+		r.schema = schema
+	}
+	if checkpoint != nil {
+		b, err := json.Marshal(checkpoint)
+		if err != nil {
+			r.err = fmt.Errorf("encode input request checkpoint: %w", err)
+			return r
+		}
+		r.checkpoint = b
+	}
+	return r
 }

@@ -25,6 +25,10 @@ const (
 	// ExitDataErr (EX_DATAERR) fails the task without another attempt,
 	// for input that can never succeed.
 	ExitDataErr = 65
+	// ExitInputRequired (EX_PROTOCOL) stops the attempt and asks for the
+	// input described by the program's last "input-required:" line on
+	// stderr.
+	ExitInputRequired = 76
 )
 
 const (
@@ -34,6 +38,11 @@ const (
 	maxStderrLine = 64 << 10
 	// progressPrefix starts a stderr line that reports progress.
 	progressPrefix = "progress:"
+	// checkpointPrefix starts a stderr line that records a checkpoint.
+	checkpointPrefix = "checkpoint:"
+	// inputRequiredPrefix starts a stderr line that describes the input
+	// the program asks for when it exits with ExitInputRequired.
+	inputRequiredPrefix = "input-required:"
 )
 
 // passedEnv lists the variables of the executor's environment that exec
@@ -41,18 +50,23 @@ const (
 // credentials do not leak to handlers; a type adds what it needs with env.
 var passedEnv = []string{"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER"}
 
-// execHandler runs a program per attempt:
-//   - the input is its stdin;
+// execHandler runs a program per attempt. docs/exec-protocol.md states
+// the protocol in full:
+//   - the input is its stdin; a run that continues earlier work gets an
+//     input object with the members checkpoint and answer added, and
+//     HANDOFF_RESUMED=1;
 //   - its environment holds PATH, HOME, TMPDIR, LANG, LC_ALL, LC_CTYPE, TZ
 //     and USER from the executor's, the type's env, and HANDOFF_TASK_ID,
 //     HANDOFF_TASK_TYPE, HANDOFF_ATTEMPT and HANDOFF_TENANT;
 //   - stdout is the result and must be JSON (empty means null), at most
 //     the result limit;
-//   - stderr lines "progress: <percent> <message>" report progress, and
-//     the last 4 KiB of the other lines go into the error message;
+//   - stderr lines "progress: <percent> <message>" report progress,
+//     "checkpoint: <json>" records a checkpoint and "input-required:
+//     <json>" describes the input that exit status ExitInputRequired asks
+//     for. The last 4 KiB of the other lines go into the error message;
 //   - exit 0 succeeds, ExitTempFail and every other status but
-//     ExitDataErr fail the attempt and are retried while attempts remain,
-//     ExitDataErr fails the task at once;
+//     ExitDataErr and ExitInputRequired fail the attempt and are retried
+//     while attempts remain, ExitDataErr fails the task at once;
 //   - it runs in its own process group, which gets SIGTERM when the
 //     attempt is cancelled or times out and SIGKILL KillGrace later.
 type execHandler struct {
@@ -94,6 +108,12 @@ func newExecHandler(tc TypeConfig, cfg Config) (*execHandler, error) {
 }
 
 func (h *execHandler) run(ctx context.Context, t *Task) (any, error) {
+	stdin, extraEnv, cleanup, err := continuation(t)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+
 	cmd := exec.CommandContext(ctx, h.program, h.args...)
 	cmd.Dir = h.dir
 	cmd.Env = append(slices.Clip(h.env),
@@ -102,7 +122,8 @@ func (h *execHandler) run(ctx context.Context, t *Task) (any, error) {
 		"HANDOFF_ATTEMPT="+strconv.Itoa(t.Attempt),
 		"HANDOFF_TENANT="+t.Tenant,
 	)
-	cmd.Stdin = bytes.NewReader(t.Input)
+	cmd.Env = append(cmd.Env, extraEnv...)
+	cmd.Stdin = bytes.NewReader(stdin)
 	stdout := &cappedBuffer{limit: h.limit}
 	stderr := &stderrParser{task: t}
 	cmd.Stdout = stdout
@@ -132,6 +153,9 @@ func (h *execHandler) run(ctx context.Context, t *Task) (any, error) {
 	}
 	var exitErr *exec.ExitError
 	if errors.As(waitErr, &exitErr) {
+		if exitErr.ExitCode() == ExitInputRequired {
+			return nil, stderr.inputRequest()
+		}
 		err := fmt.Errorf("%s%s", describeExit(waitErr), stderr.summary())
 		return nil, failure(events.CodeExitStatus, exitErr.ExitCode() == ExitDataErr, err)
 	}
@@ -213,13 +237,16 @@ func (c *cappedBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// stderrParser splits stderr into lines, reports the progress lines and
-// keeps the tail of the others. os/exec writes to it from one goroutine,
-// and it is read only after Wait returns.
+// stderrParser splits stderr into lines, reports the progress and
+// checkpoint lines, keeps the last input request and the tail of the other
+// lines. os/exec writes to it from one goroutine, and it is read only
+// after Wait returns.
 type stderrParser struct {
 	task    *Task
 	partial []byte
 	tail    []byte
+	// input is the payload of the last "input-required:" line.
+	input []byte
 }
 
 func (s *stderrParser) Write(p []byte) (int, error) {
@@ -263,11 +290,57 @@ func (s *stderrParser) line(l []byte) {
 			return
 		}
 	}
+	if rest, ok := bytes.CutPrefix(l, []byte(checkpointPrefix)); ok {
+		// A checkpoint that is not JSON stays an ordinary line, so it
+		// shows in the error message.
+		if raw := bytes.TrimSpace(rest); json.Valid(raw) {
+			if err := s.task.Checkpoint(json.RawMessage(raw)); err == nil {
+				return
+			}
+		}
+	}
+	if rest, ok := bytes.CutPrefix(l, []byte(inputRequiredPrefix)); ok {
+		s.input = append(s.input[:0], bytes.TrimSpace(rest)...)
+		return
+	}
 	s.tail = append(s.tail, l...)
 	s.tail = append(s.tail, '\n')
 	if over := len(s.tail) - stderrTailSize; over > 0 {
 		s.tail = append(s.tail[:0], s.tail[over:]...)
 	}
+}
+
+// inputRequest returns the request of the program's last "input-required:"
+// line, for a program that exited with ExitInputRequired. A missing or
+// invalid line fails the task without another attempt, because a retry
+// would stop at the same point.
+func (s *stderrParser) inputRequest() error {
+	protocol := func(format string, args ...any) error {
+		err := fmt.Errorf("exit status 76 (input required): "+format, args...)
+		return failure(events.CodeInvalidOutput, true, fmt.Errorf("%w%s", err, s.summary()))
+	}
+	if len(s.input) == 0 {
+		return protocol("stderr has no line %q describing the input", inputRequiredPrefix+" <json>")
+	}
+	var req struct {
+		Prompt      string          `json:"prompt"`
+		InputSchema json.RawMessage `json:"input_schema"`
+		Checkpoint  json.RawMessage `json:"checkpoint"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(s.input))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return protocol("the %s line is not a JSON object of prompt, input_schema and checkpoint: %v", inputRequiredPrefix, err)
+	}
+	var checkpoint any
+	if len(req.Checkpoint) > 0 && string(req.Checkpoint) != "null" {
+		checkpoint = req.Checkpoint
+	}
+	schema := req.InputSchema
+	if string(schema) == "null" {
+		schema = nil
+	}
+	return AskInput(req.Prompt, schema, checkpoint)
 }
 
 // summary returns ": stderr: <tail>" for an error message, or "" when

@@ -51,6 +51,7 @@ type Executor struct {
 	slots   chan struct{}
 	freed   chan struct{}
 	workers sync.WaitGroup
+	running *runningAttempts
 
 	invalidSubjects atomic.Uint64
 	reads           atomic.Uint64
@@ -103,14 +104,15 @@ func New(cfg Config, b *bus.Bus, log *zap.Logger) (*Executor, error) {
 	}
 
 	e := &Executor{
-		cfg:    cfg,
-		bus:    b,
-		log:    log,
-		source: "/handoff/executor/" + cfg.Instance,
-		client: newHTTPClient(),
-		types:  make(map[string]*taskType, len(cfg.Types)),
-		slots:  make(chan struct{}, cfg.Concurrency),
-		freed:  make(chan struct{}, 1),
+		cfg:     cfg,
+		bus:     b,
+		log:     log,
+		source:  "/handoff/executor/" + cfg.Instance,
+		client:  newHTTPClient(),
+		types:   make(map[string]*taskType, len(cfg.Types)),
+		slots:   make(chan struct{}, cfg.Concurrency),
+		freed:   make(chan struct{}, 1),
+		running: newRunningAttempts(),
 	}
 	for name, tc := range cfg.Types {
 		tt, err := e.newTaskType(name, tc)
@@ -258,9 +260,10 @@ func (e *Executor) serve() error {
 //
 // When ctx is cancelled, Run stops in this order. It stops fetching
 // messages. It lets running handlers finish for up to DrainTimeout. It
-// cancels the rest with cause [ErrShutdown] and returns their messages to
-// the pool without writing an event. It waits for the outcomes being
-// written, and returns nil. It returns an error only if it cannot start for another
+// cancels the rest with cause [ErrShutdown], records each of their tasks as
+// retrying with error code interrupted, which uses up no attempt, and
+// returns their messages to the pool for the next executor. It waits for
+// the outcomes being written, and returns nil. It returns an error only if it cannot start for another
 // reason than the cancellation of ctx.
 func (e *Executor) Run(ctx context.Context) error {
 	if err := e.serve(); err != nil {
@@ -272,6 +275,10 @@ func (e *Executor) Run(ctx context.Context) error {
 		return startError(ctx, err)
 	}
 	cons, err := e.ensureConsumer(ctx)
+	if err != nil {
+		return startError(ctx, err)
+	}
+	stopWatching, err := e.watchStops(ctx)
 	if err != nil {
 		return startError(ctx, err)
 	}
@@ -295,6 +302,7 @@ func (e *Executor) Run(ctx context.Context) error {
 		e.cancelWork(ErrShutdown)
 		e.workers.Wait()
 	}
+	stopWatching()
 
 	close(stopRenewal)
 	<-renewalDone

@@ -352,11 +352,14 @@ func TestShutdownDrainsRunningHandlers(t *testing.T) {
 	require.Equal(t, events.StatusSucceeded, task.Status)
 }
 
-func TestShutdownReturnsUnfinishedTasks(t *testing.T) {
+func TestShutdownUsesNoAttempt(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
 	entered := make(chan struct{}, 1)
 	stuck := func(ctx context.Context, task *Task) (any, error) {
+		if err := task.Checkpoint(map[string]int{"offset": 3}); err != nil {
+			return nil, err
+		}
 		entered <- struct{}{}
 		<-ctx.Done()
 		return nil, context.Cause(ctx)
@@ -365,50 +368,66 @@ func TestShutdownReturnsUnfinishedTasks(t *testing.T) {
 	cfg.DrainTimeout = 100 * time.Millisecond
 	first := tb.start(t, tb.bus, cfg, map[string]Handler{"stuck": stuck})
 
-	id := submit(t, tb.bus, "stuck", events.Submission{Input: json.RawMessage(`{}`), MaxAttempts: 2})
+	// One attempt only: a shutdown must not use it up.
+	id := submit(t, tb.bus, "stuck", events.Submission{Input: json.RawMessage(`{}`), MaxAttempts: 1})
 	<-entered
 	require.NoError(t, first.stop())
 
-	// No failure is recorded for a shutdown; the task is still running.
 	task, err := tb.bus.ReadTask(context.Background(), testTenant, id)
 	require.NoError(t, err)
-	require.Equal(t, events.StatusRunning, task.Status)
-	require.Equal(t, 1, first.logs.FilterMessage("returning the task to the pool at shutdown").Len())
+	require.Equal(t, events.StatusRetrying, task.Status)
+	require.Equal(t, events.CodeInterrupted, task.Error.Code)
+	require.Zero(t, task.Failures)
+	require.JSONEq(t, `{"offset":3}`, string(task.Checkpoint), "the checkpoint is written before the retry")
 
-	// The next executor of the pool takes the task over at once.
+	// The next executor of the pool runs the task at once, from the
+	// checkpoint.
+	var resumedFrom json.RawMessage
 	cfg.Instance = "e2"
 	tb.start(t, tb.bus, cfg, map[string]Handler{"stuck": func(ctx context.Context, task *Task) (any, error) {
+		resumedFrom = task.LastCheckpoint()
 		return "second", nil
 	}})
 	task = waitTerminal(t, tb.bus, id)
 	require.Equal(t, events.StatusSucceeded, task.Status)
 	require.Equal(t, 2, task.Attempt)
 	require.Equal(t, "e2", task.Executor)
+	require.JSONEq(t, `{"offset":3}`, string(resumedFrom))
 }
 
-func TestLostLastAttemptFails(t *testing.T) {
+func TestCrashedAttemptsUseUpAttempts(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
-	entered := make(chan struct{}, 1)
+	entered := make(chan string, 2)
 	stuck := func(ctx context.Context, task *Task) (any, error) {
-		entered <- struct{}{}
+		entered <- task.ID
 		<-ctx.Done()
 		return nil, context.Cause(ctx)
 	}
 	cfg := testConfig(nil)
+	cfg.AckWait = 500 * time.Millisecond
 	cfg.DrainTimeout = 100 * time.Millisecond
-	first := tb.start(t, tb.bus, cfg, map[string]Handler{"stuck": stuck})
 
-	id := submit(t, tb.bus, "stuck", events.Submission{Input: json.RawMessage(`{}`), MaxAttempts: 1})
-	<-entered
-	require.NoError(t, first.stop())
+	// Each executor crashes while its attempt runs: its connection goes
+	// away without a word, as when the process is killed, and the message
+	// comes back to the pool after the ack wait.
+	id := submit(t, tb.bus, "stuck", events.Submission{Input: json.RawMessage(`{}`), MaxAttempts: 2})
+	for _, instance := range []string{"e1", "e2"} {
+		cfg.Instance = instance
+		b := tb.connect(t)
+		tb.start(t, b, cfg, map[string]Handler{"stuck": stuck})
+		require.Equal(t, id, <-entered)
+		b.Conn().Close()
+	}
 
-	cfg.Instance = "e2"
+	cfg.Instance = "e3"
 	tb.start(t, tb.bus, cfg, map[string]Handler{"stuck": stuck})
 	task := waitTerminal(t, tb.bus, id)
 	require.Equal(t, events.StatusFailed, task.Status)
 	require.Equal(t, events.CodeAttemptLost, task.Error.Code)
-	require.Equal(t, 1, task.Attempt)
+	require.Equal(t, 2, task.Attempt)
+	require.Equal(t, 1, task.Failures, "the takeover counted the first lost attempt")
+	require.Contains(t, task.Error.Message, "attempt 2 on executor e2 was lost")
 }
 
 func TestTypesRegistered(t *testing.T) {

@@ -181,6 +181,11 @@ func plan(task *events.Task, msgKind events.Kind, delivered uint64, tt *taskType
 		return decision{step: stepAck, why: "no task"}
 	case task.Terminal():
 		return decision{step: stepAck, why: "task already " + string(task.Status)}
+	case task.Status == events.StatusScheduled:
+		// Ingest rejects a deadline before run_at, so only a message out
+		// of order gets here. The submitted event that the task's
+		// schedule publishes is handled, and expired if need be, in turn.
+		return decision{step: stepAck, why: "task waits for its run_at"}
 	case msgKind == events.KindDeadline || task.DeadlinePassed:
 		return decision{step: stepWrite, kind: events.KindExpired, why: "deadline event"}
 	case task.Submission.Deadline != nil && !now.Before(*task.Submission.Deadline):
@@ -250,16 +255,24 @@ func (e *Executor) decide(msg jetstream.Msg, md *jetstream.MsgMetadata, msgKind 
 			err = e.write(ctx, task, d.kind, d.data, d.attempt)
 			if err == nil {
 				e.debug("recorded", task, zap.String("decision", d.why), zap.String(logging.KeyKind, string(d.kind)))
+				if d.kind.Terminal() {
+					e.purgeSchedules(task)
+				}
 				e.ack(msg)
 				return
 			}
 		case stepStart:
+			// The attempt is registered before its started event is
+			// written, so a cancel or pause request that follows the
+			// started event finds it.
+			a := e.newAttempt(msg, tt, task)
 			err = e.write(ctx, task, events.KindStarted, events.Started{Attempt: d.attempt, Executor: e.cfg.Instance}, d.attempt)
 			if err == nil {
 				cancel()
-				e.runAttempt(msg, tt, task)
+				e.runAttempt(a)
 				return
 			}
+			a.drop()
 		}
 
 		fields := append(logging.Task(task.Tenant, task.ID, task.Type), zap.String("decision", d.why))
@@ -302,6 +315,20 @@ func (e *Executor) write(ctx context.Context, task *events.Task, kind events.Kin
 	ev.Stored = now
 	task.Fold(&ev)
 	return nil
+}
+
+// purgeSchedules removes the message schedules of task, which just ended,
+// when it has any. A failure only means that a schedule fires later, and
+// the fold and plan ignore what it publishes after the end.
+func (e *Executor) purgeSchedules(task *events.Task) {
+	if task.Submission.Deadline == nil && task.Submission.RunAt == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	if err := e.bus.PurgeSchedules(ctx, task.Tenant, task.ID, task.Type); err != nil {
+		e.log.Warn("removing the schedules of an ended task failed; they fire and are ignored", append(logging.Task(task.Tenant, task.ID, task.Type), zap.Error(err))...)
+	}
 }
 
 // debug logs msg with the task's fields when debug logging is on, without

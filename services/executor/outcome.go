@@ -21,7 +21,7 @@ const finalWriteTries = 5
 
 // settle records the outcome of the attempt and acknowledges its message.
 // It is the one place where an attempt's outcome becomes an event and an
-// ack, a delayed nak or, when the attempt lost its task, nothing.
+// ack, a nak or, when the attempt lost its task, nothing.
 func (a *attempt) settle(out outcome) {
 	cause := context.Cause(a.ctx)
 	switch {
@@ -32,10 +32,6 @@ func (a *attempt) settle(out outcome) {
 		a.logger().Debug("task ended while the attempt ran")
 		a.e.ack(a.msg)
 		return
-	case out.err != nil && errors.Is(cause, ErrShutdown):
-		a.logger().Info("returning the task to the pool at shutdown")
-		a.e.nak(a.msg, 0)
-		return
 	case out.err != nil && errors.Is(cause, ErrAttemptTimeout):
 		out.err = failure(events.CodeTimeout, false, timeoutError(a.timeout, out.err))
 	}
@@ -44,23 +40,35 @@ func (a *attempt) settle(out outcome) {
 		a.logger().Warn("handler panicked", zap.Any("panic", pe.value), zap.ByteString("stack", pe.stack))
 		out.err = failure(events.CodePanic, false, pe)
 	}
+	var ir *inputRequest
+	if errors.As(out.err, &ir) && ir.err != nil {
+		out.err = failure(events.CodeInvalidOutput, true, ir.err)
+	}
 	result, err := encodeResult(out, a.e.cfg.ResultLimit)
+	s := settlement{result: result, err: err, cause: cause}
 
 	// The outcome write must survive shutdown.
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
 	failures := 0
 	for conflicts := 0; conflicts < maxConflicts; {
-		d := decideOutcome(a.task, result, err, a.e.cfg.Retry, time.Now())
+		d := decideOutcome(a.task, s, a.report.latestCheckpoint(), a.e.cfg.Retry, time.Now())
 		if cerr := a.task.Check(d.kind); cerr != nil {
 			a.logger().Info("dropping the outcome: the task moved on", zap.String("outcome", string(d.kind)), zap.Error(cerr))
 			a.e.ack(a.msg)
 			return
 		}
+		if d.kind == events.KindRetrying {
+			// The next attempt continues from the last written checkpoint.
+			a.flushCheckpoint(ctx)
+		}
 
 		werr := a.e.write(ctx, a.task, d.kind, d.data, a.number)
 		if werr == nil {
-			a.logger().Debug("attempt settled", zap.String("outcome", string(d.kind)))
+			a.logger().Debug("attempt settled", zap.String("outcome", string(d.kind)), zap.String("decision", d.why))
+			if d.kind.Terminal() {
+				a.e.purgeSchedules(a.task)
+			}
 			if d.step == stepRetryLater {
 				a.e.nak(a.msg, d.delay)
 			} else {
@@ -104,6 +112,14 @@ func (a *attempt) settle(out outcome) {
 	a.logger().Warn("recording the outcome kept conflicting; the task is taken over after the ack wait")
 }
 
+// settlement is the end of an attempt: its result or the error that failed
+// it, and the cause that ended the handler's context, if any.
+type settlement struct {
+	result json.RawMessage
+	err    error
+	cause  error
+}
+
 // timeoutError returns the error of an attempt that timed out after d,
 // with what the handler returned unless that is only the timeout itself.
 func timeoutError(d time.Duration, err error) error {
@@ -133,31 +149,76 @@ func encodeResult(out outcome, limit int) (json.RawMessage, error) {
 	return b, nil
 }
 
-// decideOutcome maps an attempt's result or error to the event that
-// records it on task, now. A requested cancel wins over any outcome, a
-// requested pause turns a retry into a pause, and a retryable error is
-// retried while attempts remain.
-func decideOutcome(task *events.Task, result json.RawMessage, err error, policy RetryPolicy, now time.Time) decision {
-	if task.CancelRequested {
-		return decision{step: stepWrite, kind: events.KindCancelled, data: events.Reason{Reason: task.Reason}}
-	}
-	if err == nil {
-		return decision{step: stepWrite, kind: events.KindSucceeded, data: events.Succeeded{Result: result}}
+// decideOutcome maps an attempt's settlement to the event that records it
+// on task, now. checkpoint is the handler's latest, written or not. In
+// order:
+//   - a requested cancel wins over any outcome: cancelled;
+//   - a result: succeeded;
+//   - a passed deadline: expired;
+//   - a request for input: input_required;
+//   - a context ended by a pause request: paused, whatever the error;
+//   - a context ended by shutdown: retrying with code interrupted and no
+//     delay, or paused when a pause was requested;
+//   - a retryable error while attempts remain: retrying, or paused when a
+//     pause was requested;
+//   - otherwise: failed.
+func decideOutcome(task *events.Task, s settlement, checkpoint json.RawMessage, policy RetryPolicy, now time.Time) decision {
+	paused := decision{step: stepWrite, kind: events.KindPaused, data: events.Paused{Checkpoint: checkpoint, Reason: task.Reason}}
+
+	switch {
+	case task.CancelRequested || errors.Is(s.cause, ErrCancelRequested):
+		return decision{step: stepWrite, kind: events.KindCancelled, data: events.Reason{Reason: task.Reason}, why: "cancel requested"}
+	case s.err == nil:
+		return decision{step: stepWrite, kind: events.KindSucceeded, data: events.Succeeded{Result: s.result}, why: "handler returned a result"}
+	case errors.Is(s.cause, ErrDeadlinePassed) || task.DeadlinePassed || deadlinePassed(task, now):
+		return decision{step: stepWrite, kind: events.KindExpired, why: "deadline passed"}
 	}
 
-	te, after := taskError(err)
+	var ir *inputRequest
+	if errors.As(s.err, &ir) {
+		cp := ir.checkpoint
+		if len(cp) == 0 {
+			cp = checkpoint
+		}
+		return decision{step: stepWrite, kind: events.KindInputRequired, why: "handler asked for input",
+			data: events.InputRequired{Prompt: ir.prompt, InputSchema: ir.schema, Checkpoint: cp}}
+	}
+	if errors.Is(s.cause, ErrPauseRequested) {
+		paused.why = "pause requested"
+		return paused
+	}
+	if errors.Is(s.cause, ErrShutdown) {
+		if task.PauseRequested {
+			paused.why = "executor stopped while a pause was requested"
+			return paused
+		}
+		return decision{step: stepRetryLater, kind: events.KindRetrying, why: "executor stopped",
+			data: events.Retrying{
+				Attempt:       task.Attempt,
+				Error:         events.TaskError{Code: events.CodeInterrupted, Message: "the executor stopped while the attempt ran", Retryable: true},
+				NextAttemptAt: now.UTC(),
+			}}
+	}
+
+	te, after := taskError(s.err)
 	if te.Retryable && task.Failures+1 < task.MaxAttempts() {
 		if task.PauseRequested {
-			return decision{step: stepWrite, kind: events.KindPaused, data: events.Paused{Checkpoint: task.Checkpoint, Reason: task.Reason}}
+			paused.why = "failed while a pause was requested"
+			return paused
 		}
 		delay := policy.backoff(task.Failures + 1)
 		if after > 0 {
 			delay = min(after, policy.Max)
 		}
-		return decision{step: stepRetryLater, kind: events.KindRetrying, delay: delay,
+		return decision{step: stepRetryLater, kind: events.KindRetrying, delay: delay, why: "retryable failure",
 			data: events.Retrying{Attempt: task.Attempt, Error: te, NextAttemptAt: now.Add(delay).UTC()}}
 	}
-	return decision{step: stepWrite, kind: events.KindFailed, data: events.Failed{Error: te}}
+	return decision{step: stepWrite, kind: events.KindFailed, data: events.Failed{Error: te}, why: "failure"}
+}
+
+// deadlinePassed reports whether the task's deadline is not after now.
+func deadlinePassed(task *events.Task, now time.Time) bool {
+	return task.Submission.Deadline != nil && !now.Before(*task.Submission.Deadline)
 }
 
 // backoff returns the delay after the failures-th failure: Initial doubled

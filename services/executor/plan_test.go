@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -57,6 +58,10 @@ func TestPlan(t *testing.T) {
 		{"running elsewhere is skipped", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1)), events.KindSubmitted, 1, stepAck, ""},
 		{"lost attempt is taken over", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1)), events.KindSubmitted, 2, stepStart, ""},
 		{"lost last attempt fails", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1), events.KindStarted, started(2)), events.KindSubmitted, 3, stepWrite, events.KindFailed},
+		{"scheduled waits for its run_at", foldEvents(t, events.KindScheduled, events.Submission{Input: json.RawMessage(`{}`), RunAt: &now}), events.KindDeadline, 1, stepAck, ""},
+		{"lost attempt asked to pause", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1), events.KindPauseRequested, nil), events.KindSubmitted, 2, stepWrite, events.KindPaused},
+		{"input required is skipped", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1), events.KindInputRequired, events.InputRequired{Prompt: "?"}), events.KindSubmitted, 2, stepAck, ""},
+		{"resumed starts", foldEvents(t, events.KindSubmitted, sub, events.KindPaused, nil, events.KindResumed, nil), events.KindResumed, 1, stepStart, ""},
 		{"lost attempt asked to cancel", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1), events.KindCancelRequested, events.Reason{Reason: "stop"}), events.KindSubmitted, 2, stepWrite, events.KindCancelled},
 	}
 	for _, tc := range cases {
@@ -96,30 +101,90 @@ func TestDecideOutcome(t *testing.T) {
 		return foldEvents(t, events.KindSubmitted, events.Submission{Input: json.RawMessage(`{}`), MaxAttempts: maxAttempts},
 			events.KindStarted, events.Started{Attempt: 1, Executor: "x"})
 	}
+	result := func(r string) settlement { return settlement{result: json.RawMessage(r)} }
+	failed := func(err error) settlement { return settlement{err: err} }
+	stopped := func(err, cause error) settlement { return settlement{err: err, cause: cause} }
+	checkpoint := json.RawMessage(`{"offset":9}`)
 
-	d := decideOutcome(running(3), json.RawMessage(`1`), nil, policy, now)
+	d := decideOutcome(running(3), result(`1`), nil, policy, now)
 	require.Equal(t, events.KindSucceeded, d.kind)
 
-	d = decideOutcome(running(3), nil, RetryAfter(3*time.Second, nil), policy, now)
+	d = decideOutcome(running(3), failed(RetryAfter(3*time.Second, nil)), nil, policy, now)
 	require.Equal(t, events.KindRetrying, d.kind)
 	require.Equal(t, stepRetryLater, d.step)
 	require.Equal(t, 3*time.Second, d.delay)
 	require.Equal(t, now.Add(3*time.Second).UTC(), d.data.(events.Retrying).NextAttemptAt)
 
-	d = decideOutcome(running(1), nil, failure(events.CodeExitStatus, false, errBoom), policy, now)
+	d = decideOutcome(running(1), failed(failure(events.CodeExitStatus, false, errBoom)), nil, policy, now)
 	require.Equal(t, events.KindFailed, d.kind)
 	require.Equal(t, events.CodeExitStatus, d.data.(events.Failed).Error.Code)
 
-	d = decideOutcome(running(3), nil, Permanent(errBoom), policy, now)
+	d = decideOutcome(running(3), failed(Permanent(errBoom)), nil, policy, now)
 	require.Equal(t, events.KindFailed, d.kind)
 	require.False(t, d.data.(events.Failed).Error.Retryable)
 
 	cancelled := running(3)
 	cancelled.CancelRequested = true
-	require.Equal(t, events.KindCancelled, decideOutcome(cancelled, json.RawMessage(`1`), nil, policy, now).kind)
+	require.Equal(t, events.KindCancelled, decideOutcome(cancelled, result(`1`), nil, policy, now).kind)
+	require.Equal(t, events.KindCancelled, decideOutcome(running(3), stopped(context.Canceled, ErrCancelRequested), nil, policy, now).kind,
+		"a cancel that stopped the handler wins before the task shows it")
+	require.Equal(t, events.KindCancelled, decideOutcome(running(3), stopped(nil, ErrCancelRequested), nil, policy, now).kind,
+		"a cancel wins over a result returned after it")
 
 	pausing := running(3)
 	pausing.PauseRequested = true
-	require.Equal(t, events.KindPaused, decideOutcome(pausing, nil, errBoom, policy, now).kind)
-	require.Equal(t, events.KindSucceeded, decideOutcome(pausing, json.RawMessage(`1`), nil, policy, now).kind)
+	require.Equal(t, events.KindPaused, decideOutcome(pausing, failed(errBoom), nil, policy, now).kind)
+	require.Equal(t, events.KindSucceeded, decideOutcome(pausing, result(`1`), nil, policy, now).kind)
+	require.Equal(t, events.KindFailed, decideOutcome(pausing, failed(Permanent(errBoom)), nil, policy, now).kind,
+		"a permanent failure before the handler noticed the pause still fails")
+
+	d = decideOutcome(running(1), stopped(Permanent(errBoom), ErrPauseRequested), checkpoint, policy, now)
+	require.Equal(t, events.KindPaused, d.kind, "a handler stopped by a pause pauses, whatever it returns")
+	require.JSONEq(t, `{"offset":9}`, string(d.data.(events.Paused).Checkpoint))
+	require.Equal(t, events.KindSucceeded, decideOutcome(running(3), stopped(nil, ErrPauseRequested), nil, policy, now).kind)
+
+	d = decideOutcome(running(1), stopped(context.Canceled, ErrShutdown), nil, policy, now)
+	require.Equal(t, events.KindRetrying, d.kind, "a shutdown retries even when no attempts remain, because it uses up none")
+	require.Equal(t, stepRetryLater, d.step)
+	require.Zero(t, d.delay)
+	require.Equal(t, events.CodeInterrupted, d.data.(events.Retrying).Error.Code)
+	require.Equal(t, now.UTC(), d.data.(events.Retrying).NextAttemptAt)
+	require.Equal(t, events.KindPaused, decideOutcome(pausing, stopped(context.Canceled, ErrShutdown), nil, policy, now).kind)
+
+	d = decideOutcome(running(3), stopped(context.DeadlineExceeded, ErrDeadlinePassed), nil, policy, now)
+	require.Equal(t, events.KindExpired, d.kind)
+	past := now.Add(-time.Second)
+	late := foldEvents(t, events.KindSubmitted, events.Submission{Input: json.RawMessage(`{}`), Deadline: &past},
+		events.KindStarted, events.Started{Attempt: 1, Executor: "x"})
+	require.Equal(t, events.KindExpired, decideOutcome(late, failed(errBoom), nil, policy, now).kind, "no retry after the deadline")
+
+	d = decideOutcome(running(3), failed(AskInput("Grant access?", json.RawMessage(`{"type":"boolean"}`), nil)), checkpoint, policy, now)
+	require.Equal(t, events.KindInputRequired, d.kind)
+	ir := d.data.(events.InputRequired)
+	require.Equal(t, "Grant access?", ir.Prompt)
+	require.JSONEq(t, `{"type":"boolean"}`, string(ir.InputSchema))
+	require.JSONEq(t, `{"offset":9}`, string(ir.Checkpoint), "without its own checkpoint the request keeps the latest")
+	d = decideOutcome(running(3), failed(AskInput("Which?", nil, map[string]int{"offset": 12})), checkpoint, policy, now)
+	require.JSONEq(t, `{"offset":12}`, string(d.data.(events.InputRequired).Checkpoint))
+	require.Nil(t, d.data.(events.InputRequired).InputSchema)
+}
+
+func TestAskInputInvalid(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		prompt     string
+		schema     json.RawMessage
+		checkpoint any
+		wantMsg    string
+	}{
+		{"no prompt", "", nil, nil, "input request has no prompt"},
+		{"schema not a schema", "Which?", json.RawMessage(`"boolean"`), nil, "input request schema"},
+		{"schema not JSON", "Which?", json.RawMessage(`{`), nil, "input request schema"},
+		{"checkpoint does not encode", "Which?", nil, make(chan int), "encode input request checkpoint"},
+	} {
+		err := AskInput(tc.prompt, tc.schema, tc.checkpoint)
+		var ir *inputRequest
+		require.ErrorAs(t, err, &ir, tc.name)
+		require.ErrorContains(t, ir.err, tc.wantMsg, tc.name)
+	}
 }

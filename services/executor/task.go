@@ -27,7 +27,9 @@ type Task struct {
 	// Input is the submission's input, valid against the type's schema.
 	Input json.RawMessage
 
-	report *progressReport
+	report  *progressReport
+	answer  json.RawMessage
+	resumed bool
 }
 
 // Progress reports how far the attempt got. percent is clamped to 0..100;
@@ -62,10 +64,18 @@ func (t *Task) Checkpoint(v any) error {
 // LastCheckpoint returns the latest checkpoint: the one this attempt
 // recorded, else the one an earlier attempt left, else nil.
 func (t *Task) LastCheckpoint() json.RawMessage {
-	t.report.mu.Lock()
-	defer t.report.mu.Unlock()
-	return t.report.lastCheckpoint
+	return t.report.latestCheckpoint()
 }
+
+// Answer returns the answer to the task's last input request, or nil when
+// it never asked for input. It stays set for the runs after the answer,
+// including retries.
+func (t *Task) Answer() json.RawMessage { return t.answer }
+
+// Resumed reports whether this run continues earlier work of the task: it
+// has a checkpoint or an answer from an earlier run, or the task was paused
+// and resumed.
+func (t *Task) Resumed() bool { return t.resumed }
 
 // progressReport holds the progress a handler reported and not yet
 // written. The attempt loop takes it when the throttle allows.
@@ -93,6 +103,28 @@ func (r *progressReport) set(update func(*progressReport)) {
 	case r.notify <- struct{}{}:
 	default:
 	}
+}
+
+// pendingCheckpoint reports whether a checkpoint waits to be written.
+func (r *progressReport) pendingCheckpoint() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pending && len(r.checkpoint) > 0
+}
+
+// latestCheckpoint returns the last checkpoint, written or not.
+func (r *progressReport) latestCheckpoint() json.RawMessage {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastCheckpoint
+}
+
+// restore makes progress that take returned pending again.
+func (r *progressReport) restore(percent float64, message string, checkpoint json.RawMessage) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending = true
+	r.percent, r.message, r.checkpoint = percent, message, checkpoint
 }
 
 // take returns the pending progress and clears it.
