@@ -69,8 +69,8 @@ func (r *runningAttempts) stop(tenant, taskID string, cause error) bool {
 // on, and stops the matching running attempts. An ordered consumer gets
 // only stored events, unlike a core subscription, which also receives a
 // compare-and-set write that the stream rejected. After a lost connection
-// it resumes after the last event it saw, so no request is missed. Call
-// the returned function to stop it.
+// it resumes after the last event it received, so no request is missed.
+// Call the returned function to stop it.
 func (e *Executor) watchStops(ctx context.Context) (func(), error) {
 	ctx, cancel := context.WithTimeout(ctx, ioTimeout)
 	defer cancel()
@@ -87,9 +87,20 @@ func (e *Executor) watchStops(ctx context.Context) (func(), error) {
 		}
 	}
 
+	// Starting after the stream's current last sequence, rather than with
+	// the deliver-new policy, lets the consumer resume at that sequence
+	// even when the connection is lost before the first event.
+	stream, err := e.bus.JetStream().Stream(ctx, e.bus.Names().TasksStream())
+	if err != nil {
+		return nil, fmt.Errorf("watch cancel and pause requests: %w", err)
+	}
 	cons, err := e.bus.JetStream().OrderedConsumer(ctx, e.bus.Names().TasksStream(), jetstream.OrderedConsumerConfig{
 		FilterSubjects: filters,
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    stream.CachedInfo().State.LastSeq + 1,
+		// The subject names the kind and the task, which is all a stop
+		// needs.
+		HeadersOnly: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("watch cancel and pause requests: %w", err)
@@ -103,8 +114,7 @@ func (e *Executor) watchStops(ctx context.Context) (func(), error) {
 	return cc.Stop, nil
 }
 
-// handleStop stops the running attempt of the task an event names. The
-// subject contains the kind and the task, so the event is not decoded.
+// handleStop stops the running attempt of the task an event names.
 func (e *Executor) handleStop(msg jetstream.Msg) {
 	subj, err := events.ParseSubject(msg.Subject())
 	if err != nil {
