@@ -155,9 +155,10 @@ func (n *Notifier) DeliveryConsumerConfig() jetstream.ConsumerConfig {
 // Run delivers events until ctx is cancelled and then drains. Draining stops
 // taking events and jobs and returns the ones not yet started to their
 // streams. Then it waits up to DrainTimeout for the attempts in flight,
-// cancels those still running, and returns nil. Run returns an error if a
-// consumer cannot be created or stops on its own, as when it is deleted or
-// the connection closes. Run may be called once.
+// cancels those still running, and returns nil, also when ctx is cancelled
+// before the consumers started. Run returns an error if a consumer cannot
+// be created or stops on its own, as when it is deleted or the connection
+// closes. Run may be called once.
 func (n *Notifier) Run(ctx context.Context) error {
 	if !n.running.CompareAndSwap(false, true) {
 		return errors.New("notifier: Run called more than once")
@@ -165,6 +166,10 @@ func (n *Notifier) Run(ctx context.Context) error {
 	defer n.cancelWork()
 
 	cache, err := subscription.Watch(ctx, n.bus, n.log.Named("subscriptions"))
+	if err != nil && ctx.Err() != nil {
+		// A stop requested during the start is a clean stop.
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -173,10 +178,16 @@ func (n *Notifier) Run(ctx context.Context) error {
 
 	names := n.bus.Names()
 	n.dispatch, err = n.bus.JetStream().CreateOrUpdateConsumer(ctx, names.TasksStream(), n.ConsumerConfig())
+	if err != nil && ctx.Err() != nil {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("create consumer %s on stream %s: %w", ConsumerName, names.TasksStream(), err)
 	}
 	deliveries, err := n.bus.JetStream().CreateOrUpdateConsumer(ctx, names.DeliveriesStream(), n.DeliveryConsumerConfig())
+	if err != nil && ctx.Err() != nil {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("create consumer %s on stream %s: %w", DeliveryConsumerName, names.DeliveriesStream(), err)
 	}

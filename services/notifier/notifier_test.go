@@ -455,3 +455,16 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		"handoff.task.*.*.rejected.>", "handoff.task.*.*.expired.>", "handoff.task.*.*.input_required.>",
 	}, cfg.FilterSubjects)
 }
+
+func TestRunCancelledBeforeStartReturnsNil(t *testing.T) {
+	b := natstest.Start(t).Bus(t)
+	secret, err := webhook.NewSecret()
+	require.NoError(t, err)
+	n, err := notifier.New(notifier.Config{Secrets: []string{secret}}, b, zap.NewNop())
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, n.Run(ctx))
+	require.ErrorContains(t, n.Run(context.Background()), "Run called more than once")
+}

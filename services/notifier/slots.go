@@ -63,9 +63,10 @@ func (s *endpointSlots) acquire(endpoint string) (token uint64, wait time.Durati
 		}
 		if len(load.started) < s.limit {
 			s.next++
-			load.started[s.next] = now
+			token = s.next
+			load.started[token] = now
 			s.mu.Unlock()
-			return s.next, 0, true
+			return token, 0, true
 		}
 
 		oldest := now

@@ -286,6 +286,10 @@ func run(ctx context.Context, opts options, log *zap.Logger) error {
 	}
 	err = b.Verify(startCtx)
 	cancel()
+	if err != nil && ctx.Err() != nil {
+		// A stop requested during the start is a clean stop.
+		return nil
+	}
 	if err != nil {
 		return err
 	}
