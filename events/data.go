@@ -89,7 +89,8 @@ type Paused struct {
 // Resumed is the data of a resumed event. Input is the answer to an
 // input_required event, and is empty when a paused task resumes.
 type Resumed struct {
-	Input json.RawMessage `json:"input,omitempty"`
+	Input  json.RawMessage `json:"input,omitempty"`
+	Reason string          `json:"reason,omitempty"`
 }
 
 // Retrying is the data of a retrying event.

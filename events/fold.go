@@ -225,6 +225,9 @@ func (t *Task) apply(ev *Event) error {
 		t.Resumes++
 		t.Answer = d.Input
 		t.InputRequest = nil
+		if d.Reason != "" {
+			t.Reason = d.Reason
+		}
 		return nil
 
 	case KindRetrying:

@@ -314,6 +314,7 @@ func TestFoldInvalidDataSkipped(t *testing.T) {
 		{"resumed without input", "input_required", events.KindResumed, nil, "resumed from input_required carries no input"},
 		{"resumed empty object", "input_required", events.KindResumed, raw(`{}`), "resumed from input_required carries no input"},
 		{"resumed not an object", "paused", events.KindResumed, raw(`5`), "invalid event data: resumed: "},
+		{"resumed reason a number", "paused", events.KindResumed, raw(`{"reason":5}`), "invalid event data: resumed: "},
 		{"cancel_requested reason a list", "running", events.KindCancelRequested, raw(`{"reason":[]}`), "invalid event data: cancel_requested: "},
 		{"deadline_scheduled without deadline", "queued", events.KindDeadlineScheduled, raw(`{}`), "deadline_scheduled has no deadline"},
 		{"deadline_scheduled bad deadline", "scheduled", events.KindDeadlineScheduled, raw(`{"deadline":"tomorrow"}`), "invalid event data: deadline_scheduled: "},
@@ -727,12 +728,13 @@ func TestFoldCountsResumes(t *testing.T) {
 	t.Parallel()
 
 	h := newHistory(t).addValid(events.KindSubmitted).addValid(events.KindPaused)
-	h.add(events.KindResumed, nil)
+	h.add(events.KindResumed, events.Resumed{Reason: "the grant arrived"})
 	h.addValid(events.KindStarted).addValid(events.KindInputRequired).addValid(events.KindResumed)
 	task := h.fold()
 
 	require.Empty(t, task.Skipped)
 	require.Equal(t, 2, task.Resumes)
+	require.Equal(t, "the grant arrived", task.Reason, "a resume without a reason keeps the last one")
 	require.JSONEq(t, `true`, string(task.Answer))
 	require.JSONEq(t, `{"offset":500}`, string(task.Checkpoint))
 }

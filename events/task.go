@@ -48,8 +48,8 @@ type Task struct {
 
 	CancelRequested bool
 	PauseRequested  bool
-	// Reason is the reason given with the last pause, cancel or their
-	// requests.
+	// Reason is the reason given with the last pause, cancel, resume or
+	// their requests.
 	Reason string
 
 	NextAttemptAt time.Time
