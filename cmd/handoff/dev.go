@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -112,12 +114,14 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 	}
 	defer func() { _ = log.Sync() }()
 
-	secretGenerated := false
+	if err := prepareDataDir(o.dataDir); err != nil {
+		return err
+	}
+	secretNote := ""
 	if o.webhookSecret == "" && o.runs(serviceNotifier) {
-		if o.webhookSecret, err = webhook.NewSecret(); err != nil {
+		if o.webhookSecret, secretNote, err = loadOrCreateSecret(o.dataDir); err != nil {
 			return err
 		}
-		secretGenerated = true
 	}
 
 	var execCfg executor.Config
@@ -201,7 +205,7 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 		stack.start(serviceIngest, b, func(ctx context.Context) error { return srv.Serve(ctx, ln) })
 	}
 
-	printBanner(out, o, nats.URL, ln, types, secretGenerated)
+	printBanner(out, o, nats.URL, ln, types, secretNote)
 
 	select {
 	case <-ctx.Done():
@@ -214,7 +218,7 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 
 // printBanner prints where the stack listens. Tests read these lines, so
 // their labels are stable.
-func printBanner(out io.Writer, o devOptions, natsURL string, ln net.Listener, types []string, secretGenerated bool) {
+func printBanner(out io.Writer, o devOptions, natsURL string, ln net.Listener, types []string, secretNote string) {
 	fmt.Fprintln(out, "Handoff dev stack is running. Stop it with Ctrl-C.")
 	if ln != nil {
 		fmt.Fprintf(out, "  HTTP API:       http://%s\n", ln.Addr())
@@ -226,11 +230,7 @@ func printBanner(out io.Writer, o devOptions, natsURL string, ln net.Listener, t
 		fmt.Fprintf(out, "  Task types:     %s\n", strings.Join(types, ", "))
 	}
 	if o.runs(serviceNotifier) {
-		note := ""
-		if secretGenerated {
-			note = " (generated; pass --webhook-secret to keep one across restarts)"
-		}
-		fmt.Fprintf(out, "  Webhook secret: %s%s\n", o.webhookSecret, note)
+		fmt.Fprintf(out, "  Webhook secret: %s%s\n", o.webhookSecret, secretNote)
 	}
 	if o.runs(serviceIngest) {
 		fmt.Fprintln(out, "WARNING: authentication is off (--auth=none): every caller is tenant \"default\". Use this stack only on this machine.")
@@ -332,8 +332,54 @@ func (s *devStack) stop() {
 			if err := <-svc.done; err != nil && !errors.Is(err, context.Canceled) {
 				s.log.Error("service stopped with an error", zap.String("service", svc.name), zap.Error(err))
 			}
+			// Flush before closing, so the acks and naks of the last
+			// messages reach the server instead of waiting out AckWait.
+			if err := svc.bus.Conn().FlushTimeout(5 * time.Second); err != nil {
+				s.log.Warn("flushing the connection failed", zap.String("service", svc.name), zap.Error(err))
+			}
 			svc.bus.Conn().Close()
 			s.log.Info("service stopped", zap.String("service", svc.name))
 		}
 	})
+}
+
+// secretFile is where dev keeps its generated webhook secret, so receivers
+// set up with it keep verifying after a restart.
+const secretFile = "webhook-secret"
+
+// prepareDataDir creates the data directory, or checks that the existing
+// path is a directory, before the NATS server tries to use it.
+func prepareDataDir(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return fmt.Errorf("invalid --data-dir %s: not a directory", dir)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("invalid --data-dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// loadOrCreateSecret returns the webhook secret stored in the data
+// directory, creating it on the first start, and a note for the banner.
+func loadOrCreateSecret(dataDir string) (secret, note string, err error) {
+	path := filepath.Join(dataDir, secretFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		secret = strings.TrimSpace(string(b))
+		if _, err := webhook.NewSigner([]string{secret}); err != nil {
+			return "", "", fmt.Errorf("webhook secret in %s: %w; delete the file to generate a new one", path, err)
+		}
+		return secret, " (from " + path + ")", nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", "", fmt.Errorf("read webhook secret: %w", err)
+	}
+
+	if secret, err = webhook.NewSecret(); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", "", fmt.Errorf("store webhook secret: %w", err)
+	}
+	return secret, " (generated and stored in " + path + ")", nil
 }

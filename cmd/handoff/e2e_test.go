@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -178,8 +179,13 @@ type runningDev struct {
 
 func startDev(t *testing.T, extra ...string) *runningDev {
 	t.Helper()
+	return startDevIn(t, t.TempDir(), extra...)
+}
+
+func startDevIn(t *testing.T, dataDir string, extra ...string) *runningDev {
+	t.Helper()
 	args := append([]string{"dev",
-		"--data-dir", t.TempDir(),
+		"--data-dir", dataDir,
 		"--http-addr", "127.0.0.1:0",
 		"--nats-port", "-1",
 		"--config", "examples/handoff.yaml",
@@ -444,21 +450,48 @@ func TestSplitServices(t *testing.T) {
 	ex.stop(t, os.Interrupt)
 }
 
+// TestDevRestartKeepsTasksAndSecret restarts `handoff dev` on its data
+// directory: earlier tasks are still there, and the generated webhook
+// secret is the same, so receivers keep verifying.
+func TestDevRestartKeepsTasksAndSecret(t *testing.T) {
+	dataDir := t.TempDir()
+	first := startDevIn(t, dataDir)
+	res, err := first.client(t).Submit(context.Background(), client.SubmitRequest{Type: "echo", Input: json.RawMessage(`{"kept":true}`)}, client.SubmitOptions{})
+	require.NoError(t, err)
+	require.Equal(t, events.StatusSucceeded, waitDone(t, first.client(t), res.Task.ID).Status)
+	first.proc.stop(t, os.Interrupt)
+
+	second := startDevIn(t, dataDir)
+	require.NotEmpty(t, first.secret)
+	require.Equal(t, first.secret, second.secret)
+	v, _, err := second.client(t).Get(context.Background(), res.Task.ID)
+	require.NoError(t, err)
+	require.Equal(t, events.StatusSucceeded, v.Status)
+	require.JSONEq(t, `{"kept":true}`, string(v.Result))
+}
+
 func TestDevRejectsBadFlags(t *testing.T) {
 	cases := map[string][]string{
 		"unknown service": {"dev", "--services", "ingest,scheduler"},
 		"bad nats port":   {"dev", "--nats-port", "0"},
 		"bad auth":        {"dev", "--auth", "tokens"},
 		"bad secret":      {"dev", "--webhook-secret", "not-a-secret"},
+		"data dir a file": {"dev", "--data-dir", "/dev/null"},
+		"bad tolerance":   {"listen", "--secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "--tolerance", "-1s"},
 	}
 	want := map[string]string{
 		"unknown service": `invalid --services value "scheduler"`,
 		"bad nats port":   "invalid --nats-port 0",
 		"bad auth":        `invalid --auth "tokens"`,
 		"bad secret":      "invalid --webhook-secret",
+		"data dir a file": "invalid --data-dir /dev/null: not a directory",
+		"bad tolerance":   "invalid --tolerance -1s",
 	}
 	for name, args := range cases {
-		cmd := exec.Command(binary(t, "handoff"), append(args, "--data-dir", t.TempDir())...)
+		if args[0] == "dev" && !slices.Contains(args, "--data-dir") {
+			args = append(args, "--data-dir", t.TempDir())
+		}
+		cmd := exec.Command(binary(t, "handoff"), args...)
 		out, err := cmd.CombinedOutput()
 		require.Error(t, err, name)
 		require.Contains(t, string(out), want[name], name)

@@ -65,6 +65,9 @@ func runListen(ctx context.Context, o listenOptions, out, errOut io.Writer) erro
 	if len(o.secrets) == 0 {
 		return fmt.Errorf("missing --secret: pass the webhook secret that 'handoff dev' printed (or set %s)", envWebhookSecret)
 	}
+	if o.tolerance <= 0 {
+		return fmt.Errorf("invalid --tolerance %s: must be positive", o.tolerance)
+	}
 	verifier, err := webhook.NewVerifier(o.secrets, o.tolerance)
 	if err != nil {
 		return fmt.Errorf("invalid --secret: %w", err)
@@ -144,7 +147,11 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		repeat = " (repeat)"
 	}
 	r.seen[id] = true
-	fmt.Fprintf(r.out, "verified %s task %s (%s) webhook-id %s%s\n", ce.Type, ce.Subject, ce.TaskType, id, repeat)
+	if ce.Type == "" {
+		fmt.Fprintf(r.out, "verified a body that is not a CloudEvent, webhook-id %s%s\n", id, repeat)
+	} else {
+		fmt.Fprintf(r.out, "verified %s task %s (%s) webhook-id %s%s\n", ce.Type, ce.Subject, ce.TaskType, id, repeat)
+	}
 	var pretty bytes.Buffer
 	if json.Indent(&pretty, body, "", "  ") == nil {
 		fmt.Fprintln(r.out, pretty.String())

@@ -14,6 +14,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go forceOnSecondSignal(ctx)
 	err := newRootCmd().ExecuteContext(ctx)
 	stop()
 	if err != nil {
@@ -24,6 +25,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "handoff:", err)
 		os.Exit(1)
 	}
+}
+
+// forceOnSecondSignal exits at once on a second interrupt, for a user who
+// does not want to wait while `handoff dev` drains its running tasks.
+func forceOnSecondSignal(ctx context.Context) {
+	<-ctx.Done()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig
+	fmt.Fprintln(os.Stderr, "handoff: second interrupt; stopping without waiting for running tasks")
+	os.Exit(130)
 }
 
 // exitError ends the command with a given exit code after it has printed

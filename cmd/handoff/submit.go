@@ -124,6 +124,9 @@ func readInput(stdin io.Reader, arg, file string) (json.RawMessage, error) {
 	default:
 		return nil, nil
 	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return nil, fmt.Errorf("input is empty: give a JSON value such as {}")
+	}
 	if !json.Valid(b) {
 		return nil, fmt.Errorf("input is not valid JSON: %s", excerpt(string(b), 80))
 	}

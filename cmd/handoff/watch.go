@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -39,7 +41,7 @@ succeeded and 1 when it ended otherwise.`,
 			if quiet {
 				d = nil
 			}
-			v, err := c.Wait(cmd.Context(), args[0], watchInterval, d.show)
+			v, err := waitRetrying(cmd.Context(), c, args[0], d, cmd.ErrOrStderr())
 			d.finish()
 			if err != nil {
 				return err
@@ -118,5 +120,26 @@ func (d *progressDisplay) show(v *events.View) {
 func (d *progressDisplay) finish() {
 	if d != nil && d.drawn {
 		fmt.Fprintln(d.w)
+	}
+}
+
+// waitRetrying follows the task like client.Wait, and keeps trying while
+// the API cannot be reached, for example while the stack restarts. A
+// problem answer, such as 404, ends it.
+func waitRetrying(ctx context.Context, c *client.Client, id string, d *progressDisplay, errOut io.Writer) (*events.View, error) {
+	for {
+		v, err := c.Wait(ctx, id, watchInterval, d.show)
+		var problem *client.ProblemError
+		if err == nil || ctx.Err() != nil || errors.As(err, &problem) {
+			return v, err
+		}
+		fmt.Fprintf(errOut, "\nAPI unreachable (%v); retrying in %s\n", err, watchInterval)
+		t := time.NewTimer(watchInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return v, ctx.Err()
+		case <-t.C:
+		}
 	}
 }

@@ -218,6 +218,8 @@ type ProblemError struct {
 	Detail   string         `json:"detail"`
 	Instance string         `json:"instance"`
 	Errors   []ProblemField `json:"errors,omitempty"`
+	// TaskStatus is the task's status when a request conflicts with it.
+	TaskStatus events.Status `json:"task_status,omitempty"`
 }
 
 // ProblemField is one invalid field or input location of a problem.
@@ -235,6 +237,9 @@ func (p *ProblemError) Error() string {
 		b.WriteString(p.Detail)
 	}
 	for _, f := range p.Errors {
+		if strings.Contains(p.Detail, f.Message) {
+			continue
+		}
 		loc := f.Pointer
 		if loc == "" {
 			loc = f.Field
