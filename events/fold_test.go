@@ -818,9 +818,11 @@ func TestTaskTTLLeft(t *testing.T) {
 	}{
 		{"at creation", historyStart, 48 * time.Hour},
 		{"halfway", historyStart.Add(24 * time.Hour), 24 * time.Hour},
-		{"rounds down", expires.Add(-10*time.Minute - 400*time.Millisecond), 10 * time.Minute},
+		{"rounds up a little", expires.Add(-10*time.Minute - 400*time.Millisecond), 10*time.Minute + time.Second},
 		{"rounds up", expires.Add(-10*time.Minute - 600*time.Millisecond), 10*time.Minute + time.Second},
+		{"whole seconds", expires.Add(-10 * time.Minute), 10 * time.Minute},
 		{"one second left", expires.Add(-time.Second), time.Second},
+		{"a second and a nanosecond left", expires.Add(-time.Second - 1), 2 * time.Second},
 		{"under a second left", expires.Add(-400 * time.Millisecond), events.MinTTL},
 		{"at expiry", expires, events.MinTTL},
 		{"after expiry", expires.Add(time.Hour), events.MinTTL},

@@ -101,12 +101,19 @@ func (t *Task) ExpiresAt() time.Time {
 }
 
 // TTLLeft returns the TTL that an event written at now must carry so that
-// it expires together with the task's other events. It is never below
-// [MinTTL], the shortest TTL NATS accepts.
+// it expires together with the task's other events. NATS counts TTLs in
+// whole seconds, so it rounds up: a later event may outlive the first by
+// under a second, but never expires before it, which would show an older
+// state of the task. It is never below [MinTTL], the shortest TTL NATS
+// accepts.
 func (t *Task) TTLLeft(now time.Time) time.Duration {
 	left := t.ExpiresAt().Sub(now)
 	if left < MinTTL {
 		return MinTTL
 	}
-	return left.Round(time.Second)
+	whole := left.Truncate(time.Second)
+	if whole < left {
+		whole += time.Second
+	}
+	return whole
 }
