@@ -16,8 +16,8 @@ import (
 const HeaderDeleted = "Handoff-Subscription-Deleted"
 
 // TombstoneTTL is how long a tombstone stays in the stream. A [Cache] that
-// is connected when the tombstone is stored removes the subscription, and
-// one started later never sees it.
+// is connected when the tombstone is stored removes the subscription. A
+// cache started after the tombstone expired never loads the subscription.
 const TombstoneTTL = time.Hour
 
 // record is the stored form of a subscription: the subscription and its

@@ -114,7 +114,8 @@ type Subscription struct {
 	TaskTypePrefix string        `json:"task_type_prefix,omitempty"`
 	Description    string        `json:"description,omitempty"`
 	Status         Status        `json:"status"`
-	// DisabledReason is why the subscription was disabled.
+	// DisabledReason is the cause of the disabling, such as the
+	// endpoint's 410 Gone.
 	DisabledReason string     `json:"disabled_reason,omitempty"`
 	CreatedAt      time.Time  `json:"created_at"`
 	UpdatedAt      time.Time  `json:"updated_at"`

@@ -87,13 +87,15 @@ func CheckAddr(ip netip.Addr, allowLoopback bool) error {
 }
 
 // CheckURL checks a webhook URL before it is stored, at submit or
-// subscription time, without resolving its host. It returns an error
-// wrapping ErrInvalidURL unless raw is an absolute http or https URL with a
-// host and without credentials or fragment, and an error wrapping
-// ErrAddressRejected when the host is an IP address that CheckAddr rejects,
-// localhost or *.localhost (unless allowLoopback is set), a cloud metadata
-// host name, or a number that some resolvers read as an IPv4 address
-// (such as 2130706433 or 0x7f.1).
+// subscription time, without resolving its host. The error wraps
+// ErrInvalidURL unless raw is an absolute http or https URL with a host
+// and without credentials or fragment. It wraps ErrAddressRejected when the
+// host is one of these:
+//   - an IP address that CheckAddr rejects;
+//   - localhost or *.localhost, unless allowLoopback is set;
+//   - a cloud metadata host name;
+//   - a number that some resolvers read as an IPv4 address, such as
+//     2130706433 or 0x7f.1.
 //
 // NOTE: a host name that resolves to a rejected address passes CheckURL.
 // The notifier checks every resolved address again when it dials, which

@@ -150,6 +150,7 @@ func (c Config) WithDefaults() Config {
 	c.Secrets = append([]string(nil), c.Secrets...)
 	c.PreviousSecrets = append([]string(nil), c.PreviousSecrets...)
 	c.AllowNetworks = append([]netip.Prefix(nil), c.AllowNetworks...)
+
 	if c.MaxRetryAfter == 0 {
 		c.MaxRetryAfter = DefaultMaxRetryAfter
 	}
@@ -181,6 +182,7 @@ func (c Config) Validate() error {
 	if !instancePattern.MatchString(c.Instance) {
 		return fmt.Errorf("%w: Instance %q must be 1 to 64 letters, digits, '.', '_' or '-'", ErrInvalidConfig, c.Instance)
 	}
+
 	if len(c.Secrets) == 0 {
 		return fmt.Errorf("%w: Secrets is empty; give at least one webhook secret, such as whsec_ followed by the output of 'openssl rand -base64 32'", ErrInvalidConfig)
 	}
@@ -197,11 +199,13 @@ func (c Config) Validate() error {
 	} else if !c.RotationEnds.IsZero() {
 		return fmt.Errorf("%w: RotationEnds is set without PreviousSecrets", ErrInvalidConfig)
 	}
+
 	for i, p := range c.AllowNetworks {
 		if !p.IsValid() {
 			return fmt.Errorf("%w: AllowNetworks[%d] is not a valid prefix", ErrInvalidConfig, i)
 		}
 	}
+
 	if c.Timeout <= 0 {
 		return fmt.Errorf("%w: Timeout %s must be positive", ErrInvalidConfig, c.Timeout)
 	}
@@ -213,6 +217,7 @@ func (c Config) Validate() error {
 	if c.MaxRetryAfter < 0 {
 		return fmt.Errorf("%w: MaxRetryAfter %s must not be negative", ErrInvalidConfig, c.MaxRetryAfter)
 	}
+
 	if c.Concurrency < 1 {
 		return fmt.Errorf("%w: Concurrency %d must be at least 1", ErrInvalidConfig, c.Concurrency)
 	}

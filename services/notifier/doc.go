@@ -31,9 +31,9 @@
 //     subscription. So does an address that the [webhook.Guard] rejects,
 //     which is checked on the URL and again on every resolved address
 //     when dialing.
-//   - The events of one task reach one endpoint in order: a job is
+//   - The events of one task reach one endpoint in order. A job is
 //     delivered only when no job of the same task and endpoint is pending
-//     for an earlier event, and an event is planned only once the earlier
+//     for an earlier event. An event is planned only once the earlier
 //     notified events of its task are.
 //   - Every attempt is recorded on the task as a delivered or
 //     delivery_failed event, with the endpoint URL minus its query and the

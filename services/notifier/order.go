@@ -25,8 +25,8 @@ const (
 // gone reports that the subject holds no job at all, so this one was
 // settled already, as by another instance after a redelivery.
 // The dispatcher stores a task's jobs in the order of its events, so the
-// oldest job is for the earliest event unless a replay stored jobs for
-// older events later; those go first.
+// oldest job is for the earliest event. A replay can store jobs for older
+// events later, and those go first.
 //
 // It reads only the oldest job, because a batch read of a subject scans
 // the rest of the stream's block for more.

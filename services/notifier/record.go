@@ -11,10 +11,10 @@ import (
 // record appends the attempt to the task as a delivered or delivery_failed
 // event. Delivery records skip the compare-and-set, so they never conflict
 // with the task's other writers, and they carry the task's remaining TTL so
-// that they expire with its other events. The dispatcher checked with
-// [events.Task.Check] that the task takes delivery records when it planned
-// the job; they are legal for as long as the task exists, which the worker
-// confirmed by reading the event.
+// that they expire with its other events. When the dispatcher planned the
+// job, it checked with [events.Task.Check] that the task takes delivery
+// records. They stay legal for as long as the task exists, and the worker
+// confirmed that by reading the event.
 func (n *Notifier) record(ctx context.Context, j *job, ev *events.Event, ep Endpoint, attempt int, res attemptResult) error {
 	kind := events.KindDeliveryFailed
 	if classify(res) == verdictDelivered {

@@ -20,7 +20,7 @@ const (
 
 // endpointSlots bounds the attempts in flight per endpoint. A job that
 // finds its endpoint at the limit waits in the worker up to slotWait if
-// the endpoint answers quickly. Otherwise it waits in the stream for about
+// the endpoint responds quickly. Otherwise it waits in the stream for about
 // as long as the endpoint's oldest attempt has been running: briefly for
 // a fast endpoint under a burst, up to the attempt timeout for one that
 // hangs.
