@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+
+	"github.com/handoff-dev/handoff/events"
 )
 
 // ContentTypeProblem is the media type of every error response (RFC 9457).
@@ -29,6 +31,8 @@ const (
 	ProblemInvalidSubmission     ProblemType = "urn:handoff:problem:invalid-submission"
 	ProblemIdempotencyKeyReused  ProblemType = "urn:handoff:problem:idempotency-key-reused"
 	ProblemNotSupported          ProblemType = "urn:handoff:problem:not-supported"
+	ProblemInvalidState          ProblemType = "urn:handoff:problem:invalid-state"
+	ProblemInvalidAnswer         ProblemType = "urn:handoff:problem:invalid-answer"
 	ProblemNotFound              ProblemType = "urn:handoff:problem:not-found"
 	ProblemMethodNotAllowed      ProblemType = "urn:handoff:problem:method-not-allowed"
 	ProblemUnavailable           ProblemType = "urn:handoff:problem:unavailable"
@@ -50,6 +54,8 @@ var problemTitles = map[ProblemType]string{
 	ProblemInvalidSubmission:     "Invalid submission",
 	ProblemIdempotencyKeyReused:  "Idempotency-Key reused with a different request",
 	ProblemNotSupported:          "Not supported",
+	ProblemInvalidState:          "The task's status does not allow this request",
+	ProblemInvalidAnswer:         "Answer does not match the input schema",
 	ProblemNotFound:              "Not found",
 	ProblemMethodNotAllowed:      "Method not allowed",
 	ProblemUnavailable:           "Service unavailable",
@@ -71,6 +77,8 @@ type Problem struct {
 	Instance string `json:"instance,omitempty"`
 	// Errors lists each invalid field or input location.
 	Errors []ProblemError `json:"errors,omitempty"`
+	// TaskStatus is the task's status when a request conflicts with it.
+	TaskStatus events.Status `json:"task_status,omitempty"`
 
 	// retryAfter, when positive, is sent as the Retry-After header.
 	retryAfter int

@@ -35,7 +35,7 @@ var pollSteps = []struct {
 // polls an unfinished task again. The hint is 1 s while the task is under
 // 10 s old and grows to 30 s after an hour. It is at most 2 s while progress
 // events arrive, and points no earlier than the next attempt of a retrying
-// task.
+// task or the run_at of a scheduled one, within the 30 s cap.
 func retryAfterSeconds(task *events.Task, now time.Time) int {
 	age := now.Sub(task.Created)
 	interval := minPollInterval
@@ -50,6 +50,9 @@ func retryAfterSeconds(task *events.Task, now time.Time) int {
 	}
 	if task.Status == events.StatusRetrying && task.NextAttemptAt.After(now) {
 		interval = max(interval, task.NextAttemptAt.Sub(now))
+	}
+	if runAt := task.Submission.RunAt; task.Status == events.StatusScheduled && runAt != nil && runAt.After(now) {
+		interval = max(interval, runAt.Sub(now))
 	}
 	interval = min(max(interval, minPollInterval), maxPollInterval)
 

@@ -22,6 +22,10 @@ func (s *Server) routes() http.Handler {
 
 	handle(http.MethodPost, "/v1/tasks", s.handleSubmit)
 	handle(http.MethodGet, "/v1/tasks/{id}", s.handleGetTask)
+	handle(http.MethodPost, "/v1/tasks/{id}/cancel", s.handleAction("cancel", false, decideCancel))
+	handle(http.MethodPost, "/v1/tasks/{id}/pause", s.handleAction("pause", false, decidePause))
+	handle(http.MethodPost, "/v1/tasks/{id}/resume", s.handleAction("resume", false, decideResume))
+	handle(http.MethodPost, "/v1/tasks/{id}/input", s.handleAction("input", true, s.decideInput))
 	handle(http.MethodGet, "/healthz", s.handleHealth)
 	handle(http.MethodGet, "/readyz", s.handleReady)
 

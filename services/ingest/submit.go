@@ -18,10 +18,6 @@ import (
 	"github.com/handoff-dev/handoff/pkg/logging"
 )
 
-// submitRetryAfter is the Retry-After, in seconds, of a new task: executors
-// usually start a task within a second.
-const submitRetryAfter = 1
-
 // maxListedTypes bounds the registered types an unknown-type problem names.
 const maxListedTypes = 20
 
@@ -98,8 +94,14 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 
 	// Expecting sequence 0 stores the event only if the task has no events
 	// yet, which makes a keyed id idempotent for as long as the task is
-	// kept, not only within the stream's duplicate window.
-	seq, err := s.bus.Append(ctx, &ev, bus.AppendOptions{ExpectSeq: 0, TTL: sub.TTL.Std()})
+	// kept, not only within the stream's duplicate window. A delayed
+	// task's scheduled event holds the schedule that publishes its
+	// submitted event at run_at.
+	opts := bus.AppendOptions{ExpectSeq: 0, TTL: sub.TTL.Std()}
+	if sub.RunAt != nil {
+		opts.Schedule = &bus.Schedule{At: *sub.RunAt, Target: events.KindSubmitted, TTL: task.TTLLeft(*sub.RunAt)}
+	}
+	seq, err := s.bus.Append(ctx, &ev, opts)
 	if errors.Is(err, bus.ErrConflict) && key != "" {
 		// A concurrent request with the same key stored its task first.
 		existing, rerr := s.readTask(ctx, tenant, id)
@@ -114,22 +116,19 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	task.LastSeq = seq
+	if sub.Deadline != nil {
+		s.scheduleDeadline(ctx, task)
+	}
 
-	s.log.Debug("task submitted", append(logging.Task(tenant, id, req.Type), zap.Uint64(logging.KeySeq, seq))...)
+	s.log.Debug("task submitted", append(logging.Task(tenant, id, req.Type), zap.Uint64(logging.KeySeq, task.LastSeq))...)
 	h := w.Header()
 	h.Set("Location", taskPath(id))
-	h.Set("Retry-After", strconv.Itoa(submitRetryAfter))
+	h.Set("Retry-After", strconv.Itoa(retryAfterSeconds(task, time.Now())))
 	writeJSON(w, http.StatusAccepted, task.View())
 }
 
-// checkRequest rejects a request that sets run_at, a feature not built
-// yet, and a task type that breaks the subject grammar.
+// checkRequest rejects a task type that breaks the subject grammar.
 func checkRequest(req *submitRequest) *Problem {
-	if req.Submission.RunAt != nil {
-		p := newProblem(ProblemNotSupported, http.StatusUnprocessableEntity, "run_at is not supported yet; submit the task when it should start")
-		p.Errors = []ProblemError{{Field: "run_at", Message: "is not supported yet"}}
-		return p
-	}
 	if err := events.ValidateTaskType(req.Type); err != nil {
 		message := strings.TrimPrefix(err.Error(), events.ErrInvalidToken.Error()+": ")
 		p := newProblem(ProblemInvalidSubmission, http.StatusUnprocessableEntity, "type: "+message)
@@ -213,7 +212,33 @@ func (s *Server) prepareSubmission(req *submitRequest, now time.Time) (events.Su
 	if sub.TTL.Std() > s.cfg.MaxTTL {
 		sub.TTL = events.Duration(s.cfg.MaxTTL)
 	}
+	if p := checkRetention(sub, now); p != nil {
+		return sub, p
+	}
 	return sub, nil
+}
+
+// checkRetention rejects a deadline or run_at at or after the end of the
+// task's retention, created_at plus ttl: the task's events would be gone by
+// then.
+func checkRetention(sub events.Submission, now time.Time) *Problem {
+	ends := now.Add(sub.TTL.Std())
+	var errs []ProblemError
+	for _, f := range []struct {
+		name string
+		at   *time.Time
+	}{{"run_at", sub.RunAt}, {"deadline", sub.Deadline}} {
+		if f.at != nil && !f.at.Before(ends) {
+			errs = append(errs, ProblemError{Field: f.name, Message: fmt.Sprintf("%s is not before the task's retention ends at %s (now plus ttl %s); raise ttl or move %s earlier",
+				f.at.Format(time.RFC3339), ends.Format(time.RFC3339), sub.TTL, f.name)})
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	p := newProblem(ProblemInvalidSubmission, http.StatusUnprocessableEntity, fieldsDetail(errs))
+	p.Errors = errs
+	return p
 }
 
 func (s *Server) unknownType(taskType string) *Problem {
@@ -234,11 +259,15 @@ func (s *Server) unknownType(taskType string) *Problem {
 	return p
 }
 
-// newSubmittedEvent returns the submitted event of a new task and the task
-// folded from it. Folding before the append proves that readers will
-// accept the event.
+// newSubmittedEvent returns the first event of a new task, submitted or,
+// with run_at, scheduled, and the task folded from it. Folding before the
+// append proves that readers will accept the event.
 func (s *Server) newSubmittedEvent(tenant, id, taskType string, sub events.Submission) (*events.Task, events.Event, *Problem) {
-	ev, err := events.NewEvent(events.KindSubmitted, tenant, id, taskType, s.cfg.Source, nil)
+	kind := events.KindSubmitted
+	if sub.RunAt != nil {
+		kind = events.KindScheduled
+	}
+	ev, err := events.NewEvent(kind, tenant, id, taskType, s.cfg.Source, nil)
 	if err != nil {
 		s.log.Error("creating a submitted event failed", append(logging.Task(tenant, id, taskType), zap.Error(err))...)
 		return nil, ev, internal("creating the task's event failed")

@@ -24,6 +24,7 @@ func TestSubmitRejected(t *testing.T) {
 	})
 	past := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
 	future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	later := time.Now().Add(2 * time.Hour).UTC().Format(time.RFC3339)
 	maxBody := testMaxInput + 64<<10
 
 	tests := []struct {
@@ -128,8 +129,16 @@ func TestSubmitRejected(t *testing.T) {
 			status: http.StatusUnprocessableEntity, problem: ingest.ProblemInvalidSubmission, fields: []string{"webhook.url"},
 		},
 		{
-			name: "run_at", body: `{"type": "echo", "run_at": "` + future + `"}`,
-			status: http.StatusUnprocessableEntity, problem: ingest.ProblemNotSupported, detail: "run_at is not supported yet", fields: []string{"run_at"},
+			name: "run_at and deadline after the retention", body: `{"type": "echo", "ttl": "1m", "run_at": "` + future + `", "deadline": "` + later + `"}`,
+			status: http.StatusUnprocessableEntity, problem: ingest.ProblemInvalidSubmission, detail: "is not before the task's retention ends", fields: []string{"run_at", "deadline"},
+		},
+		{
+			name: "run_at not before the deadline", body: `{"type": "echo", "run_at": "` + future + `", "deadline": "` + future + `"}`,
+			status: http.StatusUnprocessableEntity, problem: ingest.ProblemInvalidSubmission, detail: "run_at: ", fields: []string{"run_at"},
+		},
+		{
+			name: "run_at in the past", body: `{"type": "echo", "run_at": "` + past + `"}`,
+			status: http.StatusUnprocessableEntity, problem: ingest.ProblemInvalidSubmission, detail: "is not in the future", fields: []string{"run_at"},
 		},
 		{
 			name: "input too large", body: `{"type": "echo", "input": {"message": "` + strings.Repeat("a", testMaxInput) + `"}}`,
