@@ -133,8 +133,12 @@ func checkActionFields(fields map[string]json.RawMessage, allowed []string) *Pro
 		quoted[i] = fmt.Sprintf("%q", name)
 		errs[i] = ProblemError{Pointer: jsonPointer([]string{name}), Message: "is not a field of this request"}
 	}
-	p := newProblem(ProblemUnknownField, http.StatusBadRequest, fmt.Sprintf("unknown fields %s; this request has the fields %s",
-		strings.Join(quoted, ", "), strings.Join(allowed, ", ")))
+	noun := "field"
+	if len(unknown) > 1 {
+		noun = "fields"
+	}
+	p := newProblem(ProblemUnknownField, http.StatusBadRequest, fmt.Sprintf("unknown %s %s; this request has the fields %s",
+		noun, strings.Join(quoted, ", "), strings.Join(allowed, ", ")))
 	p.Errors = errs
 	return p
 }

@@ -333,7 +333,8 @@ func TestLifecycleRequestBodies(t *testing.T) {
 		problem     ingest.ProblemType
 		wantMsg     string
 	}{
-		{"unknown field", "/v1/tasks/" + id + "/cancel", `{"reason": "x", "force": true}`, "", http.StatusBadRequest, ingest.ProblemUnknownField, `unknown fields "force"`},
+		{"unknown field", "/v1/tasks/" + id + "/cancel", `{"reason": "x", "force": true}`, "", http.StatusBadRequest, ingest.ProblemUnknownField, `unknown field "force"`},
+		{"unknown fields", "/v1/tasks/" + id + "/cancel", `{"why": "x", "force": true}`, "", http.StatusBadRequest, ingest.ProblemUnknownField, `unknown fields "force", "why"`},
 		{"answer on cancel", "/v1/tasks/" + id + "/cancel", `{"answer": 1}`, "", http.StatusBadRequest, ingest.ProblemUnknownField, "this request has the fields reason"},
 		{"reason not a string", "/v1/tasks/" + id + "/pause", `{"reason": 5}`, "", http.StatusBadRequest, ingest.ProblemInvalidRequest, "reason: must be a string"},
 		{"reason too long", "/v1/tasks/" + id + "/pause", `{"reason": "` + strings.Repeat("r", ingest.MaxReasonBytes+1) + `"}`, "", http.StatusBadRequest, ingest.ProblemInvalidRequest, "longer than the maximum of 1024"},
