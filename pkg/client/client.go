@@ -1,5 +1,5 @@
 // Package client is the Go SDK of Handoff's HTTP API: submit a task, read
-// its view, and wait for it to end.
+// its view, wait for it to end, and cancel, pause, resume or answer it.
 package client
 
 import (

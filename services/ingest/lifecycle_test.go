@@ -1,9 +1,11 @@
 package ingest_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/handoff-dev/handoff/events"
 	"github.com/handoff-dev/handoff/pkg/bus"
+	"github.com/handoff-dev/handoff/pkg/client"
 	"github.com/handoff-dev/handoff/services/ingest"
 )
 
@@ -446,4 +449,66 @@ func TestTTLExpiresEveryEvent(t *testing.T) {
 	}, 2*time.Second, 50*time.Millisecond, "every event expires")
 	resp := b.post(t, "/v1/tasks/"+id+"/cancel", "")
 	require.Equal(t, http.StatusNotFound, resp.status)
+}
+
+// contractTransport checks every response it carries against the API
+// contract, so that tests through the Go client are checked too.
+type contractTransport struct {
+	t    testing.TB
+	next http.RoundTripper
+}
+
+func (c contractTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	checkContract(c.t, req, &response{status: resp.StatusCode, header: resp.Header, body: body})
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
+}
+
+func TestClientLifecycleCalls(t *testing.T) {
+	b := setup(t)
+	hc := &http.Client{Transport: contractTransport{t: t, next: b.client.Transport}}
+	c, err := client.New(b.url, client.WithHTTPClient(hc))
+	require.NoError(t, err)
+	ctx := context.Background()
+
+	queued := b.taskIn(t, "queued")
+	v, err := c.Pause(ctx, queued, "hold on")
+	require.NoError(t, err)
+	require.Equal(t, events.StatusPaused, v.Status)
+	require.Equal(t, "hold on", v.Reason)
+	v, err = c.Resume(ctx, queued, "")
+	require.NoError(t, err)
+	require.Equal(t, events.StatusQueued, v.Status)
+	v, err = c.Cancel(ctx, queued, "done with it")
+	require.NoError(t, err)
+	require.Equal(t, events.StatusCancelled, v.Status)
+
+	_, err = c.Cancel(ctx, queued, "")
+	var p *client.ProblemError
+	require.ErrorAs(t, err, &p)
+	require.Equal(t, http.StatusConflict, p.Status)
+	require.Equal(t, events.StatusCancelled, p.TaskStatus)
+
+	waiting := b.taskIn(t, "input_required")
+	_, err = c.Answer(ctx, waiting, json.RawMessage(`{"grant": "maybe"}`))
+	require.ErrorAs(t, err, &p)
+	require.Equal(t, http.StatusUnprocessableEntity, p.Status)
+	require.Equal(t, "/answer/grant", p.Errors[0].Pointer)
+	v, err = c.Answer(ctx, waiting, json.RawMessage(`{"grant": true}`))
+	require.NoError(t, err)
+	require.Equal(t, events.StatusQueued, v.Status)
+	_, err = c.Answer(ctx, waiting, json.RawMessage(`{"grant":`))
+	require.ErrorContains(t, err, "answer is not valid JSON")
+
+	_, err = c.Resume(ctx, "01JQ4NOSUCHTASK0000000000", "")
+	require.True(t, client.IsNotFound(err), "error: %v", err)
 }
