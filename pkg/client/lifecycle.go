@@ -66,8 +66,8 @@ func reasonBody(reason string) []byte {
 	return body
 }
 
-// act sends POST /v1/tasks/{id}/<action> with body and returns the view
-// of the answer.
+// act sends POST /v1/tasks/{id}/<action> with body and returns the task
+// view of the response.
 func (c *Client) act(ctx context.Context, id, action string, body []byte) (*events.View, error) {
 	path := "/v1/tasks/" + url.PathEscape(id) + "/" + action
 	hreq, err := c.newRequest(ctx, http.MethodPost, path, bytes.NewReader(body))
