@@ -29,9 +29,11 @@ type job struct {
 	// EventSeq is the event's sequence in the tasks stream, which orders
 	// the jobs of one subject.
 	EventSeq uint64 `json:"event_seq"`
-	// TaskExpiresAt is when the task's events expire, [events.Task.ExpiresAt],
-	// so that the delivery records expire with them.
-	TaskExpiresAt time.Time `json:"task_expires_at"`
+	// TaskCreated and TaskTTL are the task's creation time and TTL, from
+	// which [job.ttlLeft] computes the TTL of each delivery record so that
+	// it expires with the task's other events.
+	TaskCreated time.Time       `json:"task_created"`
+	TaskTTL     events.Duration `json:"task_ttl,omitempty"`
 
 	// URL is the webhook given at submit. It is empty for a subscription,
 	// whose URL is read when the job runs.
@@ -54,7 +56,7 @@ func newJob(task *events.Task, ev *events.Event, url, subID string) job {
 	j := job{
 		Tenant: ev.Tenant, TaskID: ev.TaskID, TaskType: ev.TaskType,
 		EventID: ev.ID, EventKind: ev.Kind, EventSeq: ev.Seq,
-		TaskExpiresAt: task.ExpiresAt(),
+		TaskCreated: task.Created, TaskTTL: task.Submission.TTL,
 	}
 	if subID != "" {
 		j.SubscriptionID = subID
@@ -62,6 +64,14 @@ func newJob(task *events.Task, ev *events.Event, url, subID string) job {
 		j.URL = url
 	}
 	return j
+}
+
+// ttlLeft returns the TTL of an event of the job's task written at now,
+// by [events.Task.TTLLeft] on the task's creation time and TTL, the fields
+// that it reads.
+func (j *job) ttlLeft(now time.Time) time.Duration {
+	task := events.Task{Created: j.TaskCreated, Submission: events.Submission{TTL: j.TaskTTL}}
+	return task.TTLLeft(now)
 }
 
 // endpointKey names the job's endpoint in its subject: the subscription

@@ -1,6 +1,7 @@
 package notifier
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -35,7 +36,8 @@ func TestJobSubjects(t *testing.T) {
 
 	sub := newJob(&task, &ev, "", "sub_01JZ3K6Q4W8V0N2P5R7T9X1Y3C")
 	require.NoError(t, sub.validate())
-	require.Equal(t, created.Add(time.Hour), sub.TaskExpiresAt)
+	require.Equal(t, created, sub.TaskCreated)
+	require.Equal(t, events.Duration(time.Hour), sub.TaskTTL)
 	require.Equal(t, uint64(42), sub.EventSeq)
 	require.Empty(t, sub.URL)
 	require.Equal(t, "handoff.delivery.acme.sub_01JZ3K6Q4W8V0N2P5R7T9X1Y3C.01JZ3K6Q4W8V0N2P5R7T9X1Y3B", sub.subject("handoff"))
@@ -138,13 +140,23 @@ func TestEndpointSlotsWaitForQuickEndpoint(t *testing.T) {
 	}
 }
 
-func TestTTLLeft(t *testing.T) {
+func TestJobTTLLeft(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	require.Equal(t, time.Hour, ttlLeft(now.Add(time.Hour+400*time.Millisecond), now))
-	require.Equal(t, events.MinTTL, ttlLeft(now.Add(10*time.Millisecond), now))
-	require.Equal(t, events.MinTTL, ttlLeft(now.Add(-time.Hour), now))
+	for _, task := range []events.Task{
+		{Created: now.Add(-time.Minute), Submission: events.Submission{TTL: events.Duration(2 * time.Hour)}},
+		{Created: now.Add(-time.Minute - 300*time.Millisecond), Submission: events.Submission{TTL: events.Duration(time.Hour)}},
+		{Created: now.Add(-time.Hour)},
+		{Created: now.Add(-48 * time.Hour), Submission: events.Submission{TTL: events.Duration(time.Hour)}},
+	} {
+		ev := newTestEvent(t, events.KindSucceeded, nil)
+		ev.Seq = 1
+		j := newJob(&task, &ev, "https://hooks.example.com/", "")
 
-	// The same rule as the task's own.
-	task := events.Task{Created: now.Add(-time.Minute), Submission: events.Submission{TTL: events.Duration(2 * time.Hour)}}
-	require.Equal(t, task.TTLLeft(now), ttlLeft(task.ExpiresAt(), now))
+		// Through the job's JSON, as a worker gets it.
+		data, err := json.Marshal(&j)
+		require.NoError(t, err)
+		decoded, err := decodeJob(data)
+		require.NoError(t, err)
+		require.Equal(t, task.TTLLeft(now), decoded.ttlLeft(now))
+	}
 }

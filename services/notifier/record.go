@@ -39,19 +39,8 @@ func (n *Notifier) record(ctx context.Context, j *job, ev *events.Event, ep Endp
 
 	ctx, cancel := context.WithTimeout(ctx, taskIOTimeout)
 	defer cancel()
-	if _, err := n.bus.Append(ctx, &rec, bus.AppendOptions{TTL: ttlLeft(j.TaskExpiresAt, time.Now())}); err != nil {
+	if _, err := n.bus.Append(ctx, &rec, bus.AppendOptions{TTL: j.ttlLeft(time.Now())}); err != nil {
 		return err
 	}
 	return nil
-}
-
-// ttlLeft returns the TTL that an event written at now must carry to
-// expire at expiresAt, by the rule of [events.Task.TTLLeft]: never below
-// [events.MinTTL], rounded to seconds.
-func ttlLeft(expiresAt, now time.Time) time.Duration {
-	left := expiresAt.Sub(now)
-	if left < events.MinTTL {
-		return events.MinTTL
-	}
-	return left.Round(time.Second)
 }
