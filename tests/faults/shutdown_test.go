@@ -30,7 +30,7 @@ func TestExecutorGracefulShutdown(t *testing.T) {
 		shortIDs = append(shortIDs, s.mustSubmit(client.SubmitRequest{Type: "fault.work", Input: json.RawMessage(`{"seconds":1.5}`), MaxAttempts: 1}))
 	}
 	for range long {
-		longIDs = append(longIDs, s.mustSubmit(client.SubmitRequest{Type: "fault.work", Input: json.RawMessage(`{"seconds":30}`), MaxAttempts: 1}))
+		longIDs = append(longIDs, s.mustSubmit(client.SubmitRequest{Type: "fault.work", Input: json.RawMessage(`{"seconds":6}`), MaxAttempts: 1}))
 	}
 	for _, id := range append(append([]string(nil), shortIDs...), longIDs...) {
 		require.Equal(t, "exec-leaving", s.waitStarted(id, 1, 30*time.Second).Executor)
@@ -67,6 +67,12 @@ func TestExecutorGracefulShutdown(t *testing.T) {
 		require.Len(t, h.starts, 2, "%s", h)
 		require.Equal(t, "exec-staying", h.starts[1].Executor, "%s", h)
 		require.Equal(t, executorSource("exec-staying"), h.event(events.KindSucceeded).Source, "%s", h)
+		require.Equal(t, 1, h.count(events.KindRetrying), "%s", h)
+		var retry events.Retrying
+		require.NoError(t, h.event(events.KindRetrying).DecodeData(&retry))
+		require.Equal(t, events.CodeInterrupted, retry.Error.Code, "%s", h)
+		require.Equal(t, executorSource("exec-leaving"), h.event(events.KindRetrying).Source, "%s", h)
+		require.Zero(t, h.task.Failures, "the interrupted attempt counts as a failure\n%s", h)
 		maxHandback = max(maxHandback, h.events[h.indexOfStarted(2)].Stored.Sub(term))
 	}
 	for _, id := range laterIDs {

@@ -28,6 +28,11 @@ const (
 	// soakKillEvery is the least time between two kills of the flapping
 	// executor; a random second is added to each.
 	soakKillEvery = 2 * time.Second
+	// soakMaxAttempts is the max_attempts of the tasks that must succeed.
+	// A task can lose an attempt to every kill of the flapping executor,
+	// and half of the takeovers land on that executor again, so a handful
+	// of attempts is not enough.
+	soakMaxAttempts = 25
 )
 
 // soakKind is one kind of task in the soak's mix: how to submit it, and
@@ -36,16 +41,22 @@ type soakKind struct {
 	name    string
 	weight  int
 	request func(i int) client.SubmitRequest
-	check   func(h *history) error
+	// drive, when set, acts on the accepted task from its own goroutine:
+	// it cancels, pauses and resumes, or answers the task.
+	drive func(s *stack, id string) error
+	check func(h *history) error
 }
+
+// driveTimeout bounds each wait of a driver for a task's status.
+const driveTimeout = time.Minute
 
 // soakKinds returns the mix of the soak. The weights add up to 20.
 func soakKinds() []soakKind {
 	return []soakKind{
 		{
-			name: "echo", weight: 6,
+			name: "echo", weight: 5,
 			request: func(i int) client.SubmitRequest {
-				return client.SubmitRequest{Type: "fault.echo", Input: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i)), MaxAttempts: 10}
+				return client.SubmitRequest{Type: "fault.echo", Input: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i)), MaxAttempts: soakMaxAttempts}
 			},
 			check: func(h *history) error {
 				if err := wantStatus(h, events.StatusSucceeded); err != nil {
@@ -62,24 +73,24 @@ func soakKinds() []soakKind {
 			},
 		},
 		{
-			name: "work", weight: 5,
+			name: "work", weight: 4,
 			request: func(int) client.SubmitRequest {
 				input := fmt.Sprintf(`{"seconds":%.2f}`, rand.Float64()/2)
-				return client.SubmitRequest{Type: "fault.work", Input: json.RawMessage(input), MaxAttempts: 10}
+				return client.SubmitRequest{Type: "fault.work", Input: json.RawMessage(input), MaxAttempts: soakMaxAttempts}
 			},
 			check: func(h *history) error { return wantStatus(h, events.StatusSucceeded) },
 		},
 		{
 			name: "sleep", weight: 1,
 			request: func(int) client.SubmitRequest {
-				return client.SubmitRequest{Type: "fault.sleep", Input: json.RawMessage(`{"seconds":1.5}`), MaxAttempts: 10}
+				return client.SubmitRequest{Type: "fault.sleep", Input: json.RawMessage(`{"seconds":1.5}`), MaxAttempts: soakMaxAttempts}
 			},
 			check: func(h *history) error { return wantStatus(h, events.StatusSucceeded) },
 		},
 		{
-			name: "retried", weight: 3,
+			name: "retried", weight: 2,
 			request: func(int) client.SubmitRequest {
-				return client.SubmitRequest{Type: "fault.flaky", Input: json.RawMessage(`{}`), MaxAttempts: 10}
+				return client.SubmitRequest{Type: "fault.flaky", Input: json.RawMessage(`{}`), MaxAttempts: soakMaxAttempts}
 			},
 			check: func(h *history) error {
 				if err := wantStatus(h, events.StatusSucceeded); err != nil {
@@ -93,14 +104,100 @@ func soakKinds() []soakKind {
 			},
 		},
 		{
-			name: "failing", weight: 3,
+			name: "failing", weight: 2,
 			request: func(int) client.SubmitRequest {
-				return client.SubmitRequest{Type: "fault.fail", Input: json.RawMessage(`{}`), MaxAttempts: 10}
+				return client.SubmitRequest{Type: "fault.fail", Input: json.RawMessage(`{}`), MaxAttempts: soakMaxAttempts}
 			},
 			check: func(h *history) error { return wantError(h, events.CodeExitStatus) },
 		},
 		{
-			name: "crashing", weight: 2,
+			name: "cancelled", weight: 1,
+			request: func(int) client.SubmitRequest {
+				return client.SubmitRequest{Type: "fault.work", Input: json.RawMessage(`{"seconds":5}`), MaxAttempts: soakMaxAttempts}
+			},
+			drive: func(s *stack, id string) error {
+				ctx, cancel := context.WithTimeout(context.Background(), driveTimeout)
+				defer cancel()
+				return s.act(ctx, id, "cancel", `{"reason":"soak"}`)
+			},
+			check: func(h *history) error { return wantStatus(h, events.StatusCancelled) },
+		},
+		{
+			name: "paused", weight: 1,
+			request: func(int) client.SubmitRequest {
+				return client.SubmitRequest{Type: "fault.work", Input: json.RawMessage(`{"seconds":3}`), MaxAttempts: soakMaxAttempts}
+			},
+			drive: func(s *stack, id string) error {
+				ctx, cancel := context.WithTimeout(context.Background(), 3*driveTimeout)
+				defer cancel()
+				if err := s.awaitStatus(id, events.StatusRunning, driveTimeout); err != nil {
+					return err
+				}
+				if err := s.act(ctx, id, "pause", `{"reason":"soak"}`); err != nil {
+					return err
+				}
+				if err := s.awaitStatus(id, events.StatusPaused, driveTimeout); err != nil {
+					return err
+				}
+				return s.act(ctx, id, "resume", "")
+			},
+			check: func(h *history) error {
+				if err := wantStatus(h, events.StatusSucceeded); err != nil {
+					return err
+				}
+				if h.count(events.KindPaused) == 0 || h.count(events.KindResumed) == 0 {
+					return fmt.Errorf("%d paused and %d resumed events, want at least one of each", h.count(events.KindPaused), h.count(events.KindResumed))
+				}
+				return nil
+			},
+		},
+		{
+			name: "answered", weight: 2,
+			request: func(int) client.SubmitRequest {
+				return client.SubmitRequest{Type: "fault.ask", Input: json.RawMessage(`{}`), MaxAttempts: soakMaxAttempts}
+			},
+			drive: func(s *stack, id string) error {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*driveTimeout)
+				defer cancel()
+				if err := s.awaitStatus(id, events.StatusInputRequired, driveTimeout); err != nil {
+					return err
+				}
+				return s.act(ctx, id, "input", `{"answer":{"approved":true}}`)
+			},
+			check: func(h *history) error {
+				if err := wantStatus(h, events.StatusSucceeded); err != nil {
+					return err
+				}
+				if h.count(events.KindInputRequired) == 0 || h.count(events.KindResumed) == 0 {
+					return fmt.Errorf("%d input_required and %d resumed events, want at least one of each", h.count(events.KindInputRequired), h.count(events.KindResumed))
+				}
+				return nil
+			},
+		},
+		{
+			name: "delayed", weight: 1,
+			request: func(int) client.SubmitRequest {
+				runAt := time.Now().Add(time.Second + rand.N(3*time.Second)).UTC()
+				return client.SubmitRequest{Type: "fault.echo", Input: json.RawMessage(`{"delayed":true}`), RunAt: &runAt, MaxAttempts: soakMaxAttempts}
+			},
+			check: func(h *history) error {
+				if err := wantStatus(h, events.StatusSucceeded); err != nil {
+					return err
+				}
+				runAt := h.task.Submission.RunAt
+				if runAt == nil {
+					return fmt.Errorf("the submission has no run_at")
+				}
+				// The schedule fires at run_at, to the stream's clock, which
+				// is this machine's.
+				if started := h.events[h.indexOfStarted(1)].Stored; started.Before(*runAt) {
+					return fmt.Errorf("attempt 1 started at %s, before run_at %s", started.Format(time.RFC3339Nano), runAt.Format(time.RFC3339Nano))
+				}
+				return nil
+			},
+		},
+		{
+			name: "crashing", weight: 1,
 			request: func(int) client.SubmitRequest {
 				return client.SubmitRequest{Type: "fault.crash", Input: json.RawMessage(`{}`), MaxAttempts: 2}
 			},
@@ -185,14 +282,35 @@ func TestSoak(t *testing.T) {
 	})
 	defer stopKilling()
 
+	var mu sync.Mutex
 	kindOf := make(map[string]int, n)
+	driveErrs := map[string]error{}
+	var drivers sync.WaitGroup
 	submitted := time.Now()
 	ids, rejected := s.submitPaced(n, soakRate, func(i int) client.SubmitRequest {
 		return kinds[cycle[i%len(cycle)]].request(i)
-	}, func(i int, id string) { kindOf[id] = cycle[i%len(cycle)] })
+	}, func(i int, id string) {
+		k := cycle[i%len(cycle)]
+		mu.Lock()
+		kindOf[id] = k
+		mu.Unlock()
+		if kinds[k].drive == nil {
+			return
+		}
+		drivers.Add(1)
+		go func() {
+			defer drivers.Done()
+			if err := kinds[k].drive(s, id); err != nil {
+				mu.Lock()
+				driveErrs[id] = err
+				mu.Unlock()
+			}
+		}()
+	})
 	submitTook := time.Since(submitted)
 	require.Zero(t, rejected, "rejected submissions; ingest and NATS stay up in the soak")
 
+	drivers.Wait()
 	lost := s.unended(ids, 3*time.Minute)
 	kills := stopKilling()
 	took := time.Since(began)
@@ -202,11 +320,11 @@ func TestSoak(t *testing.T) {
 	stored := s.storedTasks()
 	require.Len(t, stored, len(ids), "tasks in the stream")
 
-	perKind := make([]map[events.Status]int, len(kinds))
+	perKind := make([]kindStats, len(kinds))
 	for k := range perKind {
-		perKind[k] = map[events.Status]int{}
+		perKind[k].statuses = map[events.Status]int{}
 	}
-	duplicated, wrong, takenOver, maxAttempts := 0, 0, 0, 0
+	duplicated, wrong, takenOver := 0, 0, 0
 	var latencies []time.Duration
 	var failures []string
 	for _, id := range ids {
@@ -215,8 +333,7 @@ func TestSoak(t *testing.T) {
 		}
 		h := s.mustHistory(id)
 		k := kindOf[id]
-		perKind[k][h.task.Status]++
-		maxAttempts = max(maxAttempts, len(h.starts))
+		perKind[k].add(h)
 		if h.task.Failures > h.count(events.KindRetrying) {
 			takenOver++
 		}
@@ -225,7 +342,10 @@ func TestSoak(t *testing.T) {
 			failures = append(failures, h.String())
 			continue
 		}
-		err := kinds[k].check(h)
+		err := driveErrs[id]
+		if err == nil {
+			err = kinds[k].check(h)
+		}
 		if err == nil && len(h.problems) > 0 {
 			err = fmt.Errorf("%s", strings.Join(h.problems, "; "))
 		}
@@ -239,11 +359,11 @@ func TestSoak(t *testing.T) {
 
 	t.Logf("tasks=%d lost=%d duplicated=%d wrong=%d", len(ids), len(lost), duplicated, wrong)
 	for k, kind := range kinds {
-		t.Logf("kind=%s tasks=%d %s", kind.name, sum(perKind[k]), formatStatuses(perKind[k]))
+		t.Logf("kind=%s %s", kind.name, perKind[k])
 	}
 	slices.Sort(latencies)
-	t.Logf("kills=%d restarts=%d taken_over=%d max_attempts=%d submit_took=%s took=%s end_latency_p50=%s p99=%s max=%s",
-		kills, sv.restarts(), takenOver, maxAttempts, submitTook.Round(time.Millisecond), took.Round(time.Millisecond),
+	t.Logf("kills=%d restarts=%d taken_over=%d submit_took=%s took=%s end_latency_p50=%s p99=%s max=%s",
+		kills, sv.restarts(), takenOver, submitTook.Round(time.Millisecond), took.Round(time.Millisecond),
 		percentile(latencies, 0.5), percentile(latencies, 0.99), percentile(latencies, 1))
 	for i, f := range failures {
 		if i == 5 {
@@ -259,16 +379,15 @@ func TestSoak(t *testing.T) {
 
 // submitPaced submits n tasks at rate per second from a few goroutines
 // and returns the accepted ids and the number of rejected submissions.
-// accepted is called for each accepted task, from the test's goroutine.
+// accepted is called for each accepted task, from the submitting
+// goroutine.
 func (s *stack) submitPaced(n, rate int, request func(i int) client.SubmitRequest, accepted func(i int, id string)) ([]string, int) {
 	s.t.Helper()
-	type result struct {
-		i   int
-		id  string
-		err error
-	}
+	var mu sync.Mutex
+	var ids []string
+	rejected := 0
+
 	next := make(chan int)
-	results := make(chan result, n)
 	var wg sync.WaitGroup
 	for range soakSubmitters {
 		wg.Add(1)
@@ -278,7 +397,19 @@ func (s *stack) submitPaced(n, rate int, request func(i int) client.SubmitReques
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				id, err := s.submit(ctx, request(i))
 				cancel()
-				results <- result{i: i, id: id, err: err}
+				if err != nil {
+					mu.Lock()
+					rejected++
+					if rejected <= 5 {
+						s.t.Logf("submission %d rejected: %v", i, err)
+					}
+					mu.Unlock()
+					continue
+				}
+				mu.Lock()
+				ids = append(ids, id)
+				mu.Unlock()
+				accepted(i, id)
 			}
 		}()
 	}
@@ -290,39 +421,34 @@ func (s *stack) submitPaced(n, rate int, request func(i int) client.SubmitReques
 	tick.Stop()
 	close(next)
 	wg.Wait()
-	close(results)
-
-	var ids []string
-	rejected := 0
-	for r := range results {
-		if r.err != nil {
-			rejected++
-			if rejected <= 5 {
-				s.t.Logf("submission %d rejected: %v", r.i, r.err)
-			}
-			continue
-		}
-		ids = append(ids, r.id)
-		accepted(r.i, r.id)
-	}
 	return ids, rejected
 }
 
-func sum(m map[events.Status]int) int {
-	n := 0
-	for _, v := range m {
-		n += v
-	}
-	return n
+// kindStats counts the outcomes of one kind of task.
+type kindStats struct {
+	tasks    int
+	statuses map[events.Status]int
+	// maxStarts and maxFailures are the most started events and the most
+	// failed or lost attempts of one task.
+	maxStarts   int
+	maxFailures int
 }
 
-func formatStatuses(m map[events.Status]int) string {
-	var parts []string
+func (ks *kindStats) add(h *history) {
+	ks.tasks++
+	ks.statuses[h.task.Status]++
+	ks.maxStarts = max(ks.maxStarts, len(h.starts))
+	ks.maxFailures = max(ks.maxFailures, h.task.Failures)
+}
+
+func (ks kindStats) String() string {
+	parts := []string{fmt.Sprintf("tasks=%d", ks.tasks)}
 	for _, st := range events.Statuses {
-		if m[st] > 0 {
-			parts = append(parts, fmt.Sprintf("%s=%d", st, m[st]))
+		if ks.statuses[st] > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", st, ks.statuses[st]))
 		}
 	}
+	parts = append(parts, fmt.Sprintf("max_started=%d max_failures=%d", ks.maxStarts, ks.maxFailures))
 	return strings.Join(parts, " ")
 }
 

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -32,7 +34,7 @@ const (
 
 // execModes are the behaviours of testdata/task.sh, each served as the
 // task type fault.<mode>.
-var execModes = []string{"work", "fail", "flaky", "crash", "panic", "kill-executor"}
+var execModes = []string{"work", "fail", "flaky", "crash", "panic", "kill-executor", "ask"}
 
 // execConfig are the executor settings of one test.
 type execConfig struct {
@@ -84,6 +86,7 @@ type stack struct {
 	executionLog string
 
 	ingest *proc
+	apiURL string
 	api    *client.Client
 }
 
@@ -205,7 +208,8 @@ func (s *stack) startIngest() {
 		"--http-addr", "127.0.0.1:0",
 		"--log-format", "json")
 	addr := s.ingest.waitLine(s.t, ingestServing, startTimeout)[1]
-	api, err := client.New("http://" + addr)
+	s.apiURL = "http://" + addr
+	api, err := client.New(s.apiURL)
 	require.NoError(s.t, err)
 	s.api = api
 }
@@ -231,6 +235,52 @@ func (s *stack) mustSubmit(req client.SubmitRequest) string {
 	id, err := s.submit(ctx, req)
 	require.NoError(s.t, err, "submit %s", req.Type)
 	return id
+}
+
+// act posts a lifecycle request for a task: action is cancel, pause,
+// resume or input, and body is the JSON body or empty. It returns an error
+// unless the API answers 200.
+func (s *stack) act(ctx context.Context, id, action, body string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.apiURL+"/v1/tasks/"+id+"/"+action, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s task %s: %w", action, id, err)
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s task %s: status %s: %s", action, id, resp.Status, answer)
+	}
+	return nil
+}
+
+// awaitStatus polls a task until its status is want, for up to timeout.
+// Unlike [stack.waitTask] it returns an error, so other goroutines than
+// the test's can call it.
+func (s *stack) awaitStatus(id string, want events.Status, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	last := events.StatusNew
+	for time.Now().Before(deadline) {
+		task, err := s.readTask(id)
+		if err == nil {
+			last = task.Status
+			if last == want {
+				return nil
+			}
+			if last.Terminal() {
+				break
+			}
+		}
+		pause := time.NewTimer(50 * time.Millisecond)
+		<-pause.C
+	}
+	return fmt.Errorf("task %s is %s, not %s, after %s", id, last, want, timeout)
 }
 
 // readTask folds one task's events.

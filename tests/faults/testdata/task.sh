@@ -8,6 +8,9 @@
 #   panic          print a Go-style panic to stderr and exit 2, as a Go
 #                  program that panics does
 #   kill-executor  SIGKILL the executor that started this process
+#   ask            ask for input (exit 76 after an input-required line), and
+#                  on the run that continues with the answer, succeed if it
+#                  is {"approved":true}
 #
 # Every run appends "start <task> <attempt> <pid>" to $FAULT_LOG, and
 # "end <task> <attempt> <pid>" when it gets that far, so a test can count
@@ -48,6 +51,21 @@ panic)
 	;;
 kill-executor)
 	kill -9 "$PPID"
+	;;
+ask)
+	if [ "${HANDOFF_RESUMED:-}" != 1 ]; then
+		echo 'input-required: {"prompt":"Approve the task?","input_schema":{"type":"object","required":["approved"]}}' >&2
+		log end
+		exit 76
+	fi
+	case $input in
+	*'"answer":{"approved":true}'*) ;;
+	*)
+		echo "the answer does not approve the task" >&2
+		log end
+		exit 65
+		;;
+	esac
 	;;
 *)
 	echo "unknown mode $mode" >&2
