@@ -15,6 +15,9 @@ import (
 // and batch direct gets.
 const MinServerVersion = "2.12.0"
 
+// syncQueueLen is the channel length of synchronous subscriptions.
+const syncQueueLen = 4096
+
 // DefaultConnectTimeout bounds the first connection attempt.
 const DefaultConnectTimeout = 5 * time.Second
 
@@ -26,6 +29,10 @@ const DefaultConnectTimeout = 5 * time.Second
 func Connect(ctx context.Context, url, name string, opts ...nats.Option) (*nats.Conn, error) {
 	base := []nats.Option{
 		nats.Name(name),
+		// Every batch read opens a synchronous subscription whose channel
+		// is allocated at this length: 4096 covers a batch of 1024 events
+		// where the default of 65536 costs 512 KiB per read.
+		nats.SyncQueueLen(syncQueueLen),
 		nats.Timeout(DefaultConnectTimeout),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),

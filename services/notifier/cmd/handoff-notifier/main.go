@@ -55,11 +55,6 @@ it, only the new secret signs. Then drop --previous-webhook-secret.
 Flags:
 `
 
-// syncQueueLen bounds the channel of each synchronous subscription. Every
-// batch read of a task makes one, and the nats.go default of 65536
-// messages allocates 512 KiB per read. A batch is at most 1024 messages
-// and its end marker, so 4096 leaves room.
-const syncQueueLen = 4096
 
 // Timeouts of the start and the end of the process.
 const (
@@ -249,7 +244,6 @@ func run(ctx context.Context, opts options, log *zap.Logger) error {
 	natsLog := log.Named("nats")
 	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
 	nc, err := bus.Connect(startCtx, opts.natsURL, "handoff-notifier "+opts.cfg.Instance,
-		nats.SyncQueueLen(syncQueueLen),
 		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			natsLog.Warn("disconnected from NATS", zap.Error(err))
