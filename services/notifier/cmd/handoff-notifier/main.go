@@ -55,7 +55,6 @@ it, only the new secret signs. Then drop --previous-webhook-secret.
 Flags:
 `
 
-
 // Timeouts of the start and the end of the process.
 const (
 	startTimeout = 10 * time.Second
