@@ -223,7 +223,9 @@ func (t *Task) apply(ev *Event) error {
 		}
 		t.Status = StatusQueued
 		t.Resumes++
-		t.Answer = d.Input
+		if len(d.Input) > 0 {
+			t.Answer = d.Input
+		}
 		t.InputRequest = nil
 		if d.Reason != "" {
 			t.Reason = d.Reason

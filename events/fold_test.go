@@ -737,6 +737,14 @@ func TestFoldCountsResumes(t *testing.T) {
 	require.Equal(t, "the grant arrived", task.Reason, "a resume without a reason keeps the last one")
 	require.JSONEq(t, `true`, string(task.Answer))
 	require.JSONEq(t, `{"offset":500}`, string(task.Checkpoint))
+
+	// A pause and a resume later, the answer still holds.
+	h.addValid(events.KindStarted).addValid(events.KindPauseRequested).addValid(events.KindPaused)
+	h.add(events.KindResumed, nil)
+	task = h.fold()
+	require.Empty(t, task.Skipped)
+	require.Equal(t, 3, task.Resumes)
+	require.JSONEq(t, `true`, string(task.Answer))
 }
 
 func TestFoldResumedFromPausedWithoutData(t *testing.T) {

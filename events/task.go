@@ -41,7 +41,9 @@ type Task struct {
 	// Checkpoint is the latest checkpoint a handler recorded, from a
 	// progress, input_required or paused event.
 	Checkpoint json.RawMessage
-	// Answer is the input of the last resumed event, for the next run.
+	// Answer is the answer to the task's last input request: the input of
+	// the last resumed event that had one. Later runs get it too, after a
+	// pause or a retry.
 	Answer json.RawMessage
 	// Resumes counts the resumed events.
 	Resumes int
