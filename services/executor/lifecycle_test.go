@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -400,4 +401,49 @@ func TestClientChosenIDRunsOnce(t *testing.T) {
 	require.Equal(t, events.StatusSucceeded, task.Status)
 	require.Equal(t, int32(1), runs.Load())
 	require.Len(t, eventsOf(history(t, tb.bus, id), events.KindSubmitted), 1)
+}
+
+// TestExecProtocolExample runs the worked example of docs/exec-protocol.md,
+// with shorter pages, through an input request, a pause and a resume.
+func TestExecProtocolExample(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("jq"); err != nil {
+		t.Fatalf("the worked example of docs/exec-protocol.md needs jq on PATH: %v", err)
+	}
+	doc, err := os.ReadFile("../../docs/exec-protocol.md")
+	require.NoError(t, err)
+	_, rest, ok := strings.Cut(string(doc), "`export.sh`:\n\n```sh\n")
+	require.True(t, ok, "the worked example's script is missing")
+	script, _, ok := strings.Cut(rest, "```")
+	require.True(t, ok)
+	require.Contains(t, script, "sleep 1 #")
+	script = strings.Replace(script, "sleep 1 #", "sleep 0.2 #", 1)
+	path := filepath.Join(t.TempDir(), "export.sh")
+	require.NoError(t, os.WriteFile(path, []byte(script), 0o755))
+
+	tb := setup(t)
+	tb.start(t, tb.bus, testConfig(map[string]TypeConfig{"reports.export": execType(path)}), nil)
+	id := submit(t, tb.bus, "reports.export", input(`{"table": "salaries", "pages": 5}`))
+
+	task := waitStatus(t, tb.bus, id, events.StatusInputRequired)
+	require.Equal(t, "Export the restricted table salaries?", task.InputRequest.Prompt)
+	require.JSONEq(t, `{"page": 0}`, string(task.Checkpoint))
+	request(t, tb.bus, id, events.KindResumed, events.Resumed{Input: json.RawMessage(`{"granted": true}`)})
+
+	require.Eventually(t, func() bool {
+		task, err = tb.bus.ReadTask(context.Background(), testTenant, id)
+		return err == nil && len(eventsOf(history(t, tb.bus, id), events.KindProgress)) > 0
+	}, waitTimeout, pollEvery, "the export never reported a page")
+	request(t, tb.bus, id, events.KindPauseRequested, nil)
+	task = waitStatus(t, tb.bus, id, events.StatusPaused)
+	var paused struct{ Page int }
+	require.NoError(t, json.Unmarshal(task.Checkpoint, &paused))
+	require.Positive(t, paused.Page)
+
+	request(t, tb.bus, id, events.KindResumed, nil)
+	task = waitTerminal(t, tb.bus, id)
+	require.Equal(t, events.StatusSucceeded, task.Status, "error: %+v", task.Error)
+	require.JSONEq(t, `{"table": "salaries", "pages": 5}`, string(task.Result))
+	require.Equal(t, 3, task.Attempt, "asked, paused, finished")
+	require.Len(t, eventsOf(history(t, tb.bus, id), events.KindInputRequired), 1, "the answer holds after the pause")
 }
