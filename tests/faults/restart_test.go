@@ -29,9 +29,9 @@ func TestNATSRestart(t *testing.T) {
 
 func testNATSRestart(t *testing.T, sig syscall.Signal) {
 	s := newStack(t, execConfig{AckWait: 2 * time.Second, Concurrency: 16})
-	s.startExecutor("exec-a")
-	s.startExecutor("exec-b")
+	services := []*proc{s.startExecutor("exec-a"), s.startExecutor("exec-b")}
 	s.startIngest()
+	services = append(services, s.ingest)
 
 	sub := startSubmitter(s, 4, func(i int) client.SubmitRequest {
 		switch i % 4 {
@@ -63,6 +63,9 @@ func testNATSRestart(t *testing.T, sig syscall.Signal) {
 	accepted := sub.accepted()
 	s.waitEnded(accepted, 3*time.Minute)
 	drained := time.Since(restarted)
+	for _, p := range services {
+		require.True(t, p.running(), "%s exited instead of reconnecting", p.name)
+	}
 
 	stored := s.storedTasks()
 	for _, id := range accepted {

@@ -118,7 +118,8 @@ func soakKinds() []soakKind {
 			drive: func(s *stack, id string) error {
 				ctx, cancel := context.WithTimeout(context.Background(), driveTimeout)
 				defer cancel()
-				return s.act(ctx, id, "cancel", `{"reason":"soak"}`)
+				_, err := s.api.Cancel(ctx, id, "soak")
+				return err
 			},
 			check: func(h *history) error { return wantStatus(h, events.StatusCancelled) },
 		},
@@ -133,13 +134,14 @@ func soakKinds() []soakKind {
 				if err := s.awaitStatus(id, events.StatusRunning, driveTimeout); err != nil {
 					return err
 				}
-				if err := s.act(ctx, id, "pause", `{"reason":"soak"}`); err != nil {
+				if _, err := s.api.Pause(ctx, id, "soak"); err != nil {
 					return err
 				}
 				if err := s.awaitStatus(id, events.StatusPaused, driveTimeout); err != nil {
 					return err
 				}
-				return s.act(ctx, id, "resume", "")
+				_, err := s.api.Resume(ctx, id, "")
+				return err
 			},
 			check: func(h *history) error {
 				if err := wantStatus(h, events.StatusSucceeded); err != nil {
@@ -162,7 +164,8 @@ func soakKinds() []soakKind {
 				if err := s.awaitStatus(id, events.StatusInputRequired, driveTimeout); err != nil {
 					return err
 				}
-				return s.act(ctx, id, "input", `{"answer":{"approved":true}}`)
+				_, err := s.api.Answer(ctx, id, json.RawMessage(`{"approved":true}`))
+				return err
 			},
 			check: func(h *history) error {
 				if err := wantStatus(h, events.StatusSucceeded); err != nil {

@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -86,7 +84,6 @@ type stack struct {
 	executionLog string
 
 	ingest *proc
-	apiURL string
 	api    *client.Client
 }
 
@@ -208,8 +205,7 @@ func (s *stack) startIngest() {
 		"--http-addr", "127.0.0.1:0",
 		"--log-format", "json")
 	addr := s.ingest.waitLine(s.t, ingestServing, startTimeout)[1]
-	s.apiURL = "http://" + addr
-	api, err := client.New(s.apiURL)
+	api, err := client.New("http://" + addr)
 	require.NoError(s.t, err)
 	s.api = api
 }
@@ -235,29 +231,6 @@ func (s *stack) mustSubmit(req client.SubmitRequest) string {
 	id, err := s.submit(ctx, req)
 	require.NoError(s.t, err, "submit %s", req.Type)
 	return id
-}
-
-// act posts a lifecycle request for a task: action is cancel, pause,
-// resume or input, and body is the JSON body or empty. It returns an error
-// unless the API answers 200.
-func (s *stack) act(ctx context.Context, id, action, body string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.apiURL+"/v1/tasks/"+id+"/"+action, strings.NewReader(body))
-	if err != nil {
-		return err
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s task %s: %w", action, id, err)
-	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s task %s: status %s: %s", action, id, resp.Status, answer)
-	}
-	return nil
 }
 
 // awaitStatus polls a task until its status is want, for up to timeout.
