@@ -447,3 +447,84 @@ func TestExecProtocolExample(t *testing.T) {
 	require.Equal(t, 3, task.Attempt, "asked, paused, finished")
 	require.Len(t, eventsOf(history(t, tb.bus, id), events.KindInputRequired), 1, "the answer holds after the pause")
 }
+
+// scheduleDeadline appends the deadline_scheduled event of a task as ingest
+// does, whose message schedule publishes the deadline event at deadline.
+func scheduleDeadline(t *testing.T, b *bus.Bus, id string, deadline time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	task, err := b.ReadTask(ctx, testTenant, id)
+	require.NoError(t, err)
+	ev, err := events.NewEvent(events.KindDeadlineScheduled, task.Tenant, task.ID, task.Type, "/handoff/ingest", events.DeadlineScheduled{Deadline: deadline})
+	require.NoError(t, err)
+	_, err = b.Append(ctx, &ev, bus.AppendOptions{
+		ExpectSeq: task.LastSeq,
+		TTL:       task.TTLLeft(time.Now()),
+		Schedule:  &bus.Schedule{At: deadline, Target: events.KindDeadline, TTL: task.TTLLeft(deadline)},
+	})
+	require.NoError(t, err)
+}
+
+func TestDeadlineExpiresWaitingTasks(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	entered := make(chan string, 1)
+	release := make(chan struct{})
+	var runs atomic.Int32
+	busy := func(ctx context.Context, task *Task) (any, error) {
+		if runs.Add(1) == 1 {
+			entered <- task.ID
+			<-release
+		}
+		return "ran", nil
+	}
+	cfg := testConfig(nil)
+	cfg.Concurrency = 1
+	tb.start(t, tb.bus, cfg, map[string]Handler{"busy": busy})
+
+	// The only slot is taken, so the second task stays queued.
+	first := submit(t, tb.bus, "busy", input(`{}`))
+	require.Equal(t, first, <-entered)
+	deadline := time.Now().Add(time.Second)
+	queued := submit(t, tb.bus, "busy", events.Submission{Input: json.RawMessage(`{}`), Deadline: &deadline})
+	scheduleDeadline(t, tb.bus, queued, deadline)
+
+	// A paused task waits for a resume that does not come in time.
+	paused := submit(t, tb.bus, "busy", events.Submission{Input: json.RawMessage(`{}`), Deadline: &deadline})
+	request(t, tb.bus, paused, events.KindPaused, nil)
+	scheduleDeadline(t, tb.bus, paused, deadline)
+
+	require.Eventually(t, func() bool {
+		task, err := tb.bus.ReadTask(context.Background(), testTenant, queued)
+		return err == nil && task.DeadlinePassed
+	}, waitTimeout, pollEvery, "the deadline schedule never fired")
+	close(release)
+
+	for _, id := range []string{queued, paused} {
+		task := waitTerminal(t, tb.bus, id)
+		require.Equal(t, events.StatusExpired, task.Status)
+		require.Zero(t, task.Attempt, "an expired task never runs")
+	}
+	require.Equal(t, int32(1), runs.Load())
+	task := waitTerminal(t, tb.bus, first)
+	require.Equal(t, events.StatusSucceeded, task.Status)
+}
+
+func TestEndedTaskLosesItsSchedules(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	deadline := time.Now().Add(time.Hour)
+	id := submit(t, tb.bus, "quick", events.Submission{Input: json.RawMessage(`{}`), Deadline: &deadline})
+	scheduleDeadline(t, tb.bus, id, deadline)
+	require.Len(t, eventsOf(history(t, tb.bus, id), events.KindDeadlineScheduled), 1)
+
+	tb.start(t, tb.bus, testConfig(nil), map[string]Handler{"quick": func(ctx context.Context, task *Task) (any, error) {
+		return "done", nil
+	}})
+	waitTerminal(t, tb.bus, id)
+
+	require.Eventually(t, func() bool {
+		return len(eventsOf(history(t, tb.bus, id), events.KindDeadlineScheduled)) == 0
+	}, waitTimeout, pollEvery, "the deadline schedule was not purged")
+	require.Equal(t, []events.Kind{events.KindSubmitted, events.KindStarted, events.KindSucceeded}, kindsOf(history(t, tb.bus, id)))
+}
