@@ -28,11 +28,12 @@ const (
 	// soakKillEvery is the least time between two kills of the flapping
 	// executor; a random second is added to each.
 	soakKillEvery = 2 * time.Second
-	// soakMaxAttempts is the max_attempts of the tasks that must succeed.
-	// A task can lose an attempt to every kill of the flapping executor,
-	// and half of the takeovers land on that executor again, so a handful
-	// of attempts is not enough.
-	soakMaxAttempts = 25
+	// soakMaxAttempts is the max_attempts of the tasks that must succeed,
+	// the highest allowed. A task of a few seconds loses nearly every
+	// attempt that runs on the flapping executor, and a freshly restarted
+	// executor takes many of the takeovers: runs of 2000 tasks saw up to 10
+	// lost attempts of one task.
+	soakMaxAttempts = events.MaxMaxAttempts
 )
 
 // soakKind is one kind of task in the soak's mix: how to submit it, and
