@@ -2,8 +2,8 @@ package bus_test
 
 import (
 	"context"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"testing"

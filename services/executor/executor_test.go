@@ -434,7 +434,7 @@ func TestTypesRegistered(t *testing.T) {
 	t.Parallel()
 	tb := setup(t)
 	cfg := testConfig(map[string]TypeConfig{
-		"echo": {Handler: HandlerEcho, Description: "returns its input"},
+		"echo":  {Handler: HandlerEcho, Description: "returns its input"},
 		"sleep": {Handler: HandlerSleep, Description: "sleeps", Timeout: time.Minute, MaxAttempts: 2},
 	})
 	tb.start(t, tb.bus, cfg, nil)
