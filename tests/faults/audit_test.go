@@ -89,19 +89,13 @@ func newHistory(id string, evs []events.Event) *history {
 	}
 	for _, sk := range h.task.Skipped {
 		if !sk.Kind.CompareAndSet() {
-			// A schedule may fire after the task ended; the fold ignores
-			// it, as the design says.
+			// A schedule may fire after the task ended, and the fold
+			// ignores what it publishes.
 			continue
 		}
 		h.problems = append(h.problems, fmt.Sprintf("seq %d: the fold skipped %s: %s", sk.Seq, sk.Kind, sk.Reason))
 	}
 	return h
-}
-
-// endedOnce reports whether the task has exactly one terminal event, no
-// compare-and-set event after it, and no other problem.
-func (h *history) endedOnce() bool {
-	return h.terminals == 1 && h.afterTerminal == 0 && len(h.problems) == 0
 }
 
 // count returns how many events of kind the task has.

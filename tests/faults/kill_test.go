@@ -63,8 +63,8 @@ func TestExecutorKilledMidTask(t *testing.T) {
 			orphansFinished++
 		}
 	}
-	t.Logf("tasks=%d killed_attempts=%d ack_wait=%s takeover_after_kill_max=%s takeover_after_kill_mean=%s",
-		tasks, tasks, s.cfg.AckWait, maxTakeover.Round(time.Millisecond), (sumTakeover / tasks).Round(time.Millisecond))
+	t.Logf("tasks=%d ack_wait=%s takeover_after_kill_max=%s takeover_after_kill_mean=%s",
+		tasks, s.cfg.AckWait, maxTakeover.Round(time.Millisecond), (sumTakeover / tasks).Round(time.Millisecond))
 	t.Logf("handlers of the killed executor that still ran to their end: %d of %d (each runs in its own process group)", orphansFinished, tasks)
 }
 

@@ -67,8 +67,8 @@ func TestPoisonTask(t *testing.T) {
 			require.Equal(t, tc.code, h.task.Error.Code, "%s", h)
 			require.Contains(t, h.task.Error.Message, tc.message, "%s", h)
 
-			// The input is still in the history, for whoever looks into
-			// the failure.
+			// The input stays in the history, so the failure can be
+			// looked into.
 			var sub events.Submission
 			require.NoError(t, h.event(events.KindSubmitted).DecodeData(&sub))
 			require.JSONEq(t, string(input), string(sub.Input))

@@ -2,6 +2,7 @@ package faults
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os/exec"
 	"regexp"
@@ -176,19 +177,6 @@ func (p *proc) findLineNow(mark int, re *regexp.Regexp) ([]string, bool) {
 	return nil, false
 }
 
-// countLines returns how many output lines match re.
-func (p *proc) countLines(re *regexp.Regexp) int {
-	n := 0
-	for _, line := range p.output() {
-		if re.MatchString(line) {
-			n++
-		}
-	}
-	return n
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
 // signal sends sig to the process.
 func (p *proc) signal(t *testing.T, sig syscall.Signal) {
 	t.Helper()
@@ -233,8 +221,8 @@ func (p *proc) kill() {
 // exitedBySignal reports whether err is the exit of a process killed by
 // sig.
 func exitedBySignal(err error, sig syscall.Signal) bool {
-	ee, ok := err.(*exec.ExitError)
-	if !ok {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
 		return false
 	}
 	ws, ok := ee.Sys().(syscall.WaitStatus)

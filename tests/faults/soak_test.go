@@ -42,8 +42,8 @@ type soakKind struct {
 	name    string
 	weight  int
 	request func(i int) client.SubmitRequest
-	// drive, when set, acts on the accepted task from its own goroutine:
-	// it cancels, pauses and resumes, or answers the task.
+	// drive, when set, acts on the accepted task from its own goroutine.
+	// It cancels the task, pauses and resumes it, or sends its answer.
 	drive func(s *stack, id string) error
 	check func(h *history) error
 }

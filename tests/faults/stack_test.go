@@ -263,19 +263,6 @@ func (s *stack) readTask(id string) (*events.Task, error) {
 	return s.bus.ReadTask(ctx, events.DefaultTenant, id)
 }
 
-// waitTask polls a task until cond holds, for up to timeout, and returns
-// it.
-func (s *stack) waitTask(id string, timeout time.Duration, what string, cond func(*events.Task) bool) *events.Task {
-	s.t.Helper()
-	var task *events.Task
-	require.Eventually(s.t, func() bool {
-		var err error
-		task, err = s.readTask(id)
-		return err == nil && cond(task)
-	}, timeout, 20*time.Millisecond, "task %s: %s", id, what)
-	return task
-}
-
 // waitStarted waits for the started event of attempt n and returns its
 // data.
 func (s *stack) waitStarted(id string, n int, timeout time.Duration) events.Started {

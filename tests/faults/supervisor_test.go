@@ -17,7 +17,10 @@ type supervisor struct {
 
 	mu      sync.Mutex
 	current *proc
-	starts  int
+	// previous is the process before current, whose output explains a
+	// failure better than that of a process just started.
+	previous *proc
+	starts   int
 	// startedAt holds when each process reported that it consumes.
 	startedAt []time.Time
 	errs      []error
@@ -49,7 +52,7 @@ func (sv *supervisor) loop(path string) {
 			return
 		}
 		sv.mu.Lock()
-		sv.current = p
+		sv.previous, sv.current = sv.current, p
 		sv.mu.Unlock()
 		if _, ok := p.findLine(0, executorStarted, startTimeout); ok {
 			sv.mu.Lock()
@@ -106,4 +109,11 @@ func (sv *supervisor) close(t *testing.T) {
 		t.Errorf("supervisor %s: %v", sv.prefix, err)
 	}
 	sv.errs = nil
+	if t.Failed() {
+		for _, p := range []*proc{sv.previous, sv.current} {
+			if p != nil {
+				p.logTail(t)
+			}
+		}
+	}
 }
