@@ -111,6 +111,9 @@ func testLateStartedRefused(t *testing.T) {
 	stalled.signal(t, syscall.SIGCONT)
 	handled := regexp.MustCompile(`"task_id":"` + id + `"`)
 	stalled.waitLineAfter(t, mark, handled, 30*time.Second)
+	info, err := s.consumerInfo()
+	require.NoError(t, err)
+	require.EqualValues(t, 1, info.NumAckPending, "the winner's delivery is no longer pending: something acknowledged it")
 
 	winner.signal(t, syscall.SIGKILL)
 	require.True(t, exitedBySignal(winner.waitExit(t, exitTimeout), syscall.SIGKILL))
