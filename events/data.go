@@ -52,6 +52,14 @@ type Started struct {
 	Attempt int `json:"attempt"`
 	// Executor names the executor instance that runs the attempt.
 	Executor string `json:"executor"`
+	// MessageSeq is the stream sequence of the message whose delivery
+	// started the attempt, and Delivery is how many times that message
+	// had been delivered then. They tell an executor that holds a stale
+	// copy of the same message, which must leave it alone, from one that
+	// got it again because the attempt's lease lapsed, which takes the
+	// task over. Zero when the writer did not record them.
+	MessageSeq uint64 `json:"message_seq,omitempty"`
+	Delivery   uint64 `json:"delivery,omitempty"`
 }
 
 // Progress is the data of a progress event.

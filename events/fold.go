@@ -140,6 +140,8 @@ func (t *Task) apply(ev *Event) error {
 		t.Status = StatusRunning
 		t.Attempt = d.Attempt
 		t.Executor = d.Executor
+		t.AttemptMessageSeq = d.MessageSeq
+		t.AttemptDelivery = d.Delivery
 		t.Progress = nil
 		t.NextAttemptAt = zeroTime
 		t.InputRequest = nil

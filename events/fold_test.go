@@ -482,6 +482,29 @@ func TestFoldTakeoverCountsFailure(t *testing.T) {
 	require.JSONEq(t, `{"offset":425}`, string(task.Checkpoint), "the new attempt resumes from the last checkpoint")
 }
 
+func TestFoldStartedRecordsMessage(t *testing.T) {
+	t.Parallel()
+
+	h := newHistory(t).addValid(events.KindSubmitted)
+	h.add(events.KindStarted, events.Started{Attempt: 1, Executor: "a", MessageSeq: 1, Delivery: 1})
+	task := h.fold()
+	require.Equal(t, uint64(1), task.AttemptMessageSeq)
+	require.Equal(t, uint64(1), task.AttemptDelivery)
+
+	// A takeover after the lease lapsed records the later delivery.
+	h.add(events.KindStarted, events.Started{Attempt: 2, Executor: "b", MessageSeq: 1, Delivery: 2})
+	task = h.fold()
+	require.Empty(t, task.Skipped)
+	require.Equal(t, uint64(1), task.AttemptMessageSeq)
+	require.Equal(t, uint64(2), task.AttemptDelivery)
+
+	// A writer that records neither leaves them zero.
+	h.addValid(events.KindRetrying).addValid(events.KindStarted)
+	task = h.fold()
+	require.Zero(t, task.AttemptMessageSeq)
+	require.Zero(t, task.AttemptDelivery)
+}
+
 func TestFoldRetryingCountsFailures(t *testing.T) {
 	t.Parallel()
 

@@ -367,6 +367,7 @@ func TestSchemasAcceptEdgeCases(t *testing.T) {
 		{"submission with webhook query", "submission.json", events.Submission{Webhook: &events.Webhook{URL: "https://[2001:db8::1]:8443/hook?a=1&b=%20"}}},
 		{"scheduled", "submission.json#/$defs/scheduled", events.Submission{RunAt: timePtr(historyStart)}},
 		{"started by an unnamed executor", "started.json", events.Started{Attempt: 1}},
+		{"started with its message", "started.json", events.Started{Attempt: 2, Executor: "e", MessageSeq: 1 << 40, Delivery: 3}},
 		{"progress at 0", "progress.json", events.Progress{}},
 		{"progress at 100", "progress.json", events.Progress{Percent: 100, Message: "done"}},
 		{"input_required with a boolean schema", "input-required.json", events.InputRequired{Prompt: "?", InputSchema: json.RawMessage(`true`)}},

@@ -28,6 +28,11 @@ type Task struct {
 	// executor stopped, and the attempt did not fail.
 	Failures int
 	Executor string
+	// AttemptMessageSeq and AttemptDelivery are the message and the
+	// delivery that started the current attempt, from its started event,
+	// or zero.
+	AttemptMessageSeq uint64
+	AttemptDelivery   uint64
 
 	Progress   *Progress
 	ProgressAt time.Time

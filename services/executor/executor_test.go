@@ -39,7 +39,8 @@ func TestGoHandlerSucceeds(t *testing.T) {
 	require.Equal(t, []events.Kind{events.KindSubmitted, events.KindStarted, events.KindSucceeded}, kindsOf(evs))
 	var started events.Started
 	require.NoError(t, evs[1].DecodeData(&started))
-	require.Equal(t, events.Started{Attempt: 1, Executor: "e1"}, started)
+	require.Equal(t, events.Started{Attempt: 1, Executor: "e1", MessageSeq: evs[0].Seq, Delivery: 1}, started,
+		"the started event names the message and the delivery that started it")
 	require.Equal(t, 1, evs[1].Attempt)
 	require.Equal(t, 1, evs[2].Attempt)
 	require.Equal(t, "/handoff/executor/e1", evs[2].Source)

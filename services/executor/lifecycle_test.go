@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/handoff-dev/handoff/events"
@@ -527,4 +528,69 @@ func TestEndedTaskLosesItsSchedules(t *testing.T) {
 		return len(eventsOf(history(t, tb.bus, id), events.KindDeadlineScheduled)) == 0
 	}, waitTimeout, pollEvery, "the deadline schedule was not purged")
 	require.Equal(t, []events.Kind{events.KindSubmitted, events.KindStarted, events.KindSucceeded}, kindsOf(history(t, tb.bus, id)))
+}
+
+func TestStaleCopyLeavesLeaseAlone(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	ctx := context.Background()
+	cfg := testConfig(nil)
+	cfg.AckWait = 500 * time.Millisecond
+	cfg.DrainTimeout = 100 * time.Millisecond
+	entered := make(chan string, 1)
+	work := func(ctx context.Context, task *Task) (any, error) {
+		if task.Attempt > 1 {
+			return "taken over", nil
+		}
+		entered <- task.ID
+		<-ctx.Done()
+		return nil, context.Cause(ctx)
+	}
+
+	// An executor that stalls after it received the submitted message:
+	// the test holds its delivery and hands it over later.
+	cfg.Instance = "stalled"
+	stalled, err := New(cfg, tb.connect(t), zapNop())
+	require.NoError(t, err)
+	stalled.Handle("work", work, TypeOptions{})
+	require.NoError(t, stalled.serve())
+	stalled.workCtx, stalled.cancelWork = context.WithCancelCause(ctx)
+	defer stalled.cancelWork(nil)
+	cons, err := stalled.ensureConsumer(ctx)
+	require.NoError(t, err)
+
+	id := submit(t, tb.bus, "work", input(`{}`))
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(waitTimeout))
+	require.NoError(t, err)
+	staleCopy := <-batch.Messages()
+	require.NotNil(t, staleCopy)
+
+	// After the ack wait the server gives the message to another executor,
+	// which starts the attempt.
+	cfg.Instance = "winner"
+	winnerBus := tb.connect(t)
+	tb.start(t, winnerBus, cfg, map[string]Handler{"work": work})
+	require.Equal(t, id, <-entered)
+	task := waitStatus(t, tb.bus, id, events.StatusRunning)
+	require.Equal(t, uint64(2), task.AttemptDelivery)
+
+	// The stalled executor goes on with its copy. It must neither start
+	// the task nor acknowledge the copy: the server acknowledges by stream
+	// sequence, so an ack would end the winner's lease.
+	stalled.handleMessage(staleCopy)
+	task, err = tb.bus.ReadTask(ctx, testTenant, id)
+	require.NoError(t, err)
+	require.Equal(t, 1, task.Attempt)
+	require.Equal(t, "winner", task.Executor)
+
+	// The winner crashes. Its lease lapses, and the message comes back to
+	// the pool, which it would not after a stale ack.
+	winnerBus.Conn().Close()
+	cfg.Instance = "rescuer"
+	tb.start(t, tb.bus, cfg, map[string]Handler{"work": work})
+	task = waitTerminal(t, tb.bus, id)
+	require.Equal(t, events.StatusSucceeded, task.Status)
+	require.Equal(t, 2, task.Attempt)
+	require.Equal(t, "rescuer", task.Executor)
+	require.JSONEq(t, `"taken over"`, string(task.Result))
 }

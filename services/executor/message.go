@@ -152,6 +152,7 @@ const (
 	stepRetryLater             // redeliver after delay
 	stepWrite                  // write the event, then acknowledge
 	stepStart                  // write started and run an attempt
+	stepLeave                  // neither ack nor nak: another executor holds the message
 )
 
 // decision is the outcome of [plan].
@@ -165,10 +166,10 @@ type decision struct {
 	why string
 }
 
-// plan decides what a message of kind msgKind, delivered for the
-// delivered-th time, means for task at now. It reads nothing and writes
-// nothing.
-func plan(task *events.Task, msgKind events.Kind, delivered uint64, tt *taskType, now time.Time) decision {
+// plan decides what a message of kind msgKind at stream sequence msgSeq,
+// delivered for the delivered-th time, means for task at now. It reads
+// nothing and writes nothing.
+func plan(task *events.Task, msgKind events.Kind, msgSeq, delivered uint64, tt *taskType, now time.Time) decision {
 	switch {
 	case !task.Exists():
 		if n := len(task.Skipped); n > 0 && msgKind == events.KindSubmitted {
@@ -208,10 +209,20 @@ func plan(task *events.Task, msgKind events.Kind, delivered uint64, tt *taskType
 		return decision{step: stepStart, attempt: task.Attempt + 1, why: "retry due"}
 
 	case events.StatusRunning:
-		if delivered <= 1 {
-			// Only a redelivery means that the running attempt lost its
-			// message. A first delivery is another event of a task whose
-			// attempt another executor holds.
+		if task.AttemptMessageSeq == msgSeq && delivered <= task.AttemptDelivery {
+			// This executor holds an earlier delivery of the message that
+			// started the running attempt, for instance after a stall.
+			// The server acknowledges by stream sequence, so an ack would
+			// end the lease of the executor that holds the attempt.
+			return decision{step: stepLeave, why: "stale copy of the message of an attempt running elsewhere"}
+		}
+		recorded := task.AttemptMessageSeq != 0
+		if (recorded && task.AttemptMessageSeq != msgSeq) || (!recorded && delivered <= 1) {
+			// Only a later delivery of the message that started the
+			// attempt means that the attempt lost its lease. Another
+			// message of the task, or a first delivery when the started
+			// event did not record its message, leaves the attempt to
+			// the executor that holds it.
 			return decision{step: stepAck, why: "attempt running elsewhere"}
 		}
 		if task.CancelRequested {
@@ -239,10 +250,13 @@ func (e *Executor) decide(msg jetstream.Msg, md *jetstream.MsgMetadata, msgKind 
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
 	for range maxConflicts {
-		d := plan(task, msgKind, md.NumDelivered, tt, time.Now())
+		d := plan(task, msgKind, md.Sequence.Stream, md.NumDelivered, tt, time.Now())
 
 		var err error
 		switch d.step {
+		case stepLeave:
+			e.debug("leaving the message to the executor that holds it", task, zap.String("decision", d.why))
+			return
 		case stepAck:
 			e.debug("acknowledging without action", task, zap.String("decision", d.why))
 			e.ack(msg)
@@ -266,7 +280,8 @@ func (e *Executor) decide(msg jetstream.Msg, md *jetstream.MsgMetadata, msgKind 
 			// written, so a cancel or pause request that follows the
 			// started event finds it.
 			a := e.newAttempt(msg, tt, task)
-			err = e.write(ctx, task, events.KindStarted, events.Started{Attempt: d.attempt, Executor: e.cfg.Instance}, d.attempt)
+			started := events.Started{Attempt: d.attempt, Executor: e.cfg.Instance, MessageSeq: md.Sequence.Stream, Delivery: md.NumDelivered}
+			err = e.write(ctx, task, events.KindStarted, started, d.attempt)
 			if err == nil {
 				cancel()
 				e.runAttempt(a)

@@ -32,6 +32,9 @@ func TestPlan(t *testing.T) {
 	late := sub
 	late.Deadline = &past
 	started := func(n int) events.Started { return events.Started{Attempt: n, Executor: "x"} }
+	startedBy := func(n int, seq, delivery uint64) events.Started {
+		return events.Started{Attempt: n, Executor: "x", MessageSeq: seq, Delivery: delivery}
+	}
 	retrying := func(at time.Time) events.Retrying {
 		return events.Retrying{Attempt: 1, Error: events.TaskError{Code: "handler_error", Message: "boom"}, NextAttemptAt: at}
 	}
@@ -46,27 +49,39 @@ func TestPlan(t *testing.T) {
 		delivered uint64
 		step      step
 		writes    events.Kind
+		// seq is the message's stream sequence; zero means 1, the
+		// sequence of the task's first event.
+		seq uint64
 	}{
-		{"queued starts", foldEvents(t, events.KindSubmitted, sub), events.KindSubmitted, 1, stepStart, ""},
-		{"invalid input is rejected", foldEvents(t, events.KindSubmitted, events.Submission{Input: json.RawMessage(`{}`)}), events.KindSubmitted, 1, stepWrite, events.KindRejected},
-		{"terminal is skipped", foldEvents(t, events.KindSubmitted, sub, events.KindCancelled, nil), events.KindSubmitted, 2, stepAck, ""},
-		{"passed deadline expires", foldEvents(t, events.KindSubmitted, late), events.KindSubmitted, 1, stepWrite, events.KindExpired},
-		{"deadline event expires", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1)), events.KindDeadline, 1, stepWrite, events.KindExpired},
-		{"paused is skipped", foldEvents(t, events.KindSubmitted, sub, events.KindPaused, nil), events.KindSubmitted, 1, stepAck, ""},
-		{"retry not due waits", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1), events.KindRetrying, retrying(now.Add(time.Hour))), events.KindSubmitted, 2, stepRetryLater, ""},
-		{"retry due starts", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1), events.KindRetrying, retrying(past)), events.KindSubmitted, 2, stepStart, ""},
-		{"running elsewhere is skipped", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1)), events.KindSubmitted, 1, stepAck, ""},
-		{"lost attempt is taken over", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1)), events.KindSubmitted, 2, stepStart, ""},
-		{"lost last attempt fails", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1), events.KindStarted, started(2)), events.KindSubmitted, 3, stepWrite, events.KindFailed},
-		{"scheduled waits for its run_at", foldEvents(t, events.KindScheduled, events.Submission{Input: json.RawMessage(`{}`), RunAt: &now}), events.KindDeadline, 1, stepAck, ""},
-		{"lost attempt asked to pause", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1), events.KindPauseRequested, nil), events.KindSubmitted, 2, stepWrite, events.KindPaused},
-		{"input required is skipped", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1), events.KindInputRequired, events.InputRequired{Prompt: "?"}), events.KindSubmitted, 2, stepAck, ""},
-		{"resumed starts", foldEvents(t, events.KindSubmitted, sub, events.KindPaused, nil, events.KindResumed, nil), events.KindResumed, 1, stepStart, ""},
-		{"lost attempt asked to cancel", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1), events.KindCancelRequested, events.Reason{Reason: "stop"}), events.KindSubmitted, 2, stepWrite, events.KindCancelled},
+		{"queued starts", foldEvents(t, events.KindSubmitted, sub), events.KindSubmitted, 1, stepStart, "", 0},
+		{"invalid input is rejected", foldEvents(t, events.KindSubmitted, events.Submission{Input: json.RawMessage(`{}`)}), events.KindSubmitted, 1, stepWrite, events.KindRejected, 0},
+		{"terminal is skipped", foldEvents(t, events.KindSubmitted, sub, events.KindCancelled, nil), events.KindSubmitted, 2, stepAck, "", 0},
+		{"passed deadline expires", foldEvents(t, events.KindSubmitted, late), events.KindSubmitted, 1, stepWrite, events.KindExpired, 0},
+		{"deadline event expires", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1)), events.KindDeadline, 1, stepWrite, events.KindExpired, 0},
+		{"paused is skipped", foldEvents(t, events.KindSubmitted, sub, events.KindPaused, nil), events.KindSubmitted, 1, stepAck, "", 0},
+		{"retry not due waits", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1), events.KindRetrying, retrying(now.Add(time.Hour))), events.KindSubmitted, 2, stepRetryLater, "", 0},
+		{"retry due starts", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1), events.KindRetrying, retrying(past)), events.KindSubmitted, 2, stepStart, "", 0},
+		{"running elsewhere is skipped", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1)), events.KindSubmitted, 1, stepAck, "", 0},
+		{"lost attempt is taken over", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1)), events.KindSubmitted, 2, stepStart, "", 0},
+		{"lost last attempt fails", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1), events.KindStarted, started(2)), events.KindSubmitted, 3, stepWrite, events.KindFailed, 0},
+		{"scheduled waits for its run_at", foldEvents(t, events.KindScheduled, events.Submission{Input: json.RawMessage(`{}`), RunAt: &now}), events.KindDeadline, 1, stepAck, "", 0},
+		{"lost attempt asked to pause", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1), events.KindPauseRequested, nil), events.KindSubmitted, 2, stepWrite, events.KindPaused, 0},
+		{"input required is skipped", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1), events.KindInputRequired, events.InputRequired{Prompt: "?"}), events.KindSubmitted, 2, stepAck, "", 0},
+		{"resumed starts", foldEvents(t, events.KindSubmitted, sub, events.KindPaused, nil, events.KindResumed, nil), events.KindResumed, 1, stepStart, "", 0},
+		{"stale copy is left alone", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, startedBy(1, 1, 2)), events.KindSubmitted, 1, stepLeave, "", 1},
+		{"same delivery is left alone", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, startedBy(1, 1, 2)), events.KindSubmitted, 2, stepLeave, "", 1},
+		{"later delivery takes over", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, startedBy(1, 1, 2)), events.KindSubmitted, 3, stepStart, "", 1},
+		{"other message redelivered is acked", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, startedBy(1, 1, 1)), events.KindResumed, 4, stepAck, "", 5},
+		{"other message is acked", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, startedBy(1, 1, 1)), events.KindResumed, 1, stepAck, "", 5},
+		{"lost attempt asked to cancel", foldEvents(t, events.KindSubmitted, sub, events.KindStarted, started(1), events.KindCancelRequested, events.Reason{Reason: "stop"}), events.KindSubmitted, 2, stepWrite, events.KindCancelled, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d := plan(tc.task, tc.kind, tc.delivered, typed, now)
+			seq := tc.seq
+			if seq == 0 {
+				seq = 1
+			}
+			d := plan(tc.task, tc.kind, seq, tc.delivered, typed, now)
 			require.Equal(t, tc.step, d.step, d.why)
 			require.Equal(t, tc.writes, d.kind)
 			if d.step == stepWrite {
@@ -85,13 +100,13 @@ func TestPlanRejectsInvalidSubmission(t *testing.T) {
 	task := &events.Task{}
 	task.Fold(&ev)
 
-	d := plan(task, events.KindSubmitted, 1, &taskType{}, time.Now())
+	d := plan(task, events.KindSubmitted, 1, 1, &taskType{}, time.Now())
 	require.Equal(t, stepWrite, d.step)
 	require.Equal(t, events.KindRejected, d.kind)
 	require.Contains(t, d.data.(events.Rejected).Error.Message, "max_attempts")
 
 	// Only a submission is rejected for its own faults.
-	require.Equal(t, stepAck, plan(task, events.KindDeadline, 1, &taskType{}, time.Now()).step)
+	require.Equal(t, stepAck, plan(task, events.KindDeadline, 2, 1, &taskType{}, time.Now()).step)
 }
 
 func TestDecideOutcome(t *testing.T) {
