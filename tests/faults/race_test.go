@@ -2,7 +2,6 @@ package faults
 
 import (
 	"encoding/json"
-	"os"
 	"regexp"
 	"syscall"
 	"testing"
@@ -71,17 +70,10 @@ func testLateResultRefused(t *testing.T) {
 // other executor gets the redelivery and starts attempt 1. The stopped
 // one, continued, tries to start attempt 1 too, and is refused. Then the
 // winner is killed: the task must still end, taken over after the ack
-// wait, so the refused executor must not have given up the message.
-//
-// NOTE: this fails today, so it runs only with HANDOFF_FAULTS_KNOWN_BUGS=1.
-// The stopped executor acknowledges its stale delivery ("attempt running
-// elsewhere"), the server acknowledges by stream sequence, so that ack
-// ends the winner's lease, and once the winner dies the task stays running
-// for good.
+// wait, so the refused executor must not have given up the message. The
+// server acknowledges by stream sequence, whatever the delivery, so an ack
+// of the stale copy would end the winner's lease.
 func testLateStartedRefused(t *testing.T) {
-	if os.Getenv("HANDOFF_FAULTS_KNOWN_BUGS") == "" {
-		t.Skip("known bug: a stale ack ends the lease of the executor that won the task; set HANDOFF_FAULTS_KNOWN_BUGS=1 to run")
-	}
 	s := newStack(t, execConfig{AckWait: time.Second, Concurrency: 1, LogLevel: "debug"})
 	stalled := s.startExecutor("exec-stalled")
 	s.startIngest()
