@@ -39,6 +39,14 @@ func TestBuiltins(t *testing.T) {
 		require.JSONEq(t, `{"b":[1,2],"a":"x"}`, string(task.Result))
 	})
 
+	t.Run("echo keeps markup characters as they are", func(t *testing.T) {
+		const in = `{"html":"<a href=\"x\">&amp;</a>"}`
+		id := submit(t, tb.bus, "echo", input(in))
+		task := waitTerminal(t, tb.bus, id)
+		require.Equal(t, events.StatusSucceeded, task.Status)
+		require.Equal(t, in, string(task.Result))
+	})
+
 	t.Run("sleep input is checked", func(t *testing.T) {
 		id := submit(t, tb.bus, "sleep", input(`{"seconds": "long"}`))
 		task := waitTerminal(t, tb.bus, id)

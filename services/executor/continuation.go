@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/handoff-dev/handoff/events"
 )
 
 // Names of what a continuing exec run gets besides its input.
@@ -53,7 +55,7 @@ func continuation(t *Task) (stdin []byte, env []string, cleanup func(), err erro
 		if len(answer) > 0 {
 			members[memberAnswer] = answer
 		}
-		stdin, err := json.Marshal(members)
+		stdin, err := events.EncodeData(members)
 		if err != nil {
 			return nil, nil, cleanup, Permanent(fmt.Errorf("encode the input with the checkpoint and answer: %w", err))
 		}

@@ -137,7 +137,7 @@ func encodeResult(out outcome, limit int) (json.RawMessage, error) {
 	if out.err != nil {
 		return nil, out.err
 	}
-	b, err := json.Marshal(out.result)
+	b, err := events.EncodeData(out.result)
 	if err != nil {
 		return nil, failure(events.CodeInvalidOutput, true, fmt.Errorf("encode result: %w", err))
 	}

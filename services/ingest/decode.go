@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -154,7 +155,95 @@ func unmarshalObject(body []byte, fields *map[string]json.RawMessage) *Problem {
 	case *fields == nil:
 		return newProblem(ProblemInvalidRequest, http.StatusBadRequest, "the request body must be a JSON object, not null")
 	}
+	if pointer, ok := duplicateKey(body); ok {
+		return newProblem(ProblemMalformedJSON, http.StatusBadRequest, fmt.Sprintf("the request body repeats the key at %s; a JSON object must not name a key twice, because readers disagree on which value counts", pointer))
+	}
 	return nil
+}
+
+// jsonFrame is an object or array being read by duplicateKey.
+type jsonFrame struct {
+	object  bool
+	wantKey bool
+	seen    map[string]struct{}
+	key     string
+	index   int
+}
+
+// duplicateKey returns the JSON pointer of the first key that an object in
+// b repeats. Go's decoder keeps the last value and a schema validator sees
+// only that one, while other readers take the first, so a repeated key could
+// carry a value past validation. b must be valid JSON.
+func duplicateKey(b []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var stack []*jsonFrame
+	var path []string
+
+	valueDone := func() {
+		if len(stack) == 0 {
+			return
+		}
+		top := stack[len(stack)-1]
+		if top.object {
+			top.wantKey = true
+		} else {
+			top.index++
+		}
+	}
+	pop := func() {
+		stack = stack[:len(stack)-1]
+		if len(stack) > 0 {
+			path = path[:len(path)-1]
+		}
+		valueDone()
+	}
+
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		var top *jsonFrame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+
+		if top != nil && top.object && top.wantKey {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				pop()
+				continue
+			}
+			key, _ := tok.(string)
+			if _, dup := top.seen[key]; dup {
+				return jsonPointer(append(path, key)), true
+			}
+			top.seen[key] = struct{}{}
+			top.wantKey = false
+			top.key = key
+			continue
+		}
+
+		d, isDelim := tok.(json.Delim)
+		switch {
+		case isDelim && (d == '{' || d == '['):
+			if top != nil {
+				name := top.key
+				if !top.object {
+					name = strconv.Itoa(top.index)
+				}
+				path = append(path, name)
+			}
+			stack = append(stack, &jsonFrame{object: d == '{', wantKey: d == '{', seen: map[string]struct{}{}})
+		case isDelim:
+			pop()
+		default:
+			valueDone()
+		}
+		if len(stack) == 0 && !dec.More() {
+			return "", false
+		}
+	}
 }
 
 func article(jsonType string) string {

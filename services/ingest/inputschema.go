@@ -144,3 +144,11 @@ func collectViolations(unit *jsonschema.OutputUnit, prefix string, out *[]Proble
 		collectViolations(&unit.Errors[i], prefix, out)
 	}
 }
+
+// violations counts schema violations in words: "1 violation", "3 violations".
+func violations(n int) string {
+	if n == 1 {
+		return "1 violation"
+	}
+	return fmt.Sprintf("%d violations", n)
+}

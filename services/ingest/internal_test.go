@@ -133,3 +133,21 @@ func TestCheckContentType(t *testing.T) {
 		require.Equal(t, http.StatusUnsupportedMediaType, p.Status)
 	}
 }
+
+func TestDuplicateKey(t *testing.T) {
+	cases := map[string]string{
+		`{"a":1,"b":2}`:                         "",
+		`{"a":1,"a":2}`:                         "/a",
+		`{"input":{"seconds":"x","seconds":1}}`: "/input/seconds",
+		`{"a":[{"k":1},{"k":2,"k":3}]}`:         "/a/1/k",
+		`{"a":{"b":{}},"c":{"b":1}}`:            "",
+		`{"x/y":{"~":1,"~":2}}`:                 "/x~1y/~0",
+		`[{"a":1},{"a":1}]`:                     "",
+		`{"a":[1,2,[3,{"z":0,"z":1}]]}`:         "/a/2/1/z",
+	}
+	for body, want := range cases {
+		got, ok := duplicateKey([]byte(body))
+		require.Equal(t, want != "", ok, body)
+		require.Equal(t, want, got, body)
+	}
+}

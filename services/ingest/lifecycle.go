@@ -246,7 +246,7 @@ func (s *Server) checkAnswer(task *events.Task, answer []byte) *Problem {
 	if total == 0 {
 		return nil
 	}
-	detail := fmt.Sprintf("the answer does not match the input_schema of the task's input request: %d violations", total)
+	detail := fmt.Sprintf("the answer does not match the input_schema of the task's input request: %s", violations(total))
 	if total > len(errs) {
 		detail += fmt.Sprintf(", of which the first %d are listed", len(errs))
 	}

@@ -1,9 +1,7 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -191,7 +189,7 @@ func (s *Server) prepareSubmission(req *submitRequest, now time.Time) (events.Su
 		}
 		if schema != nil {
 			if errs, total := validateInput(schema, sub.Input, "/input"); total > 0 {
-				detail := fmt.Sprintf("input does not match the input schema of task type %s: %d violations", tt.Name, total)
+				detail := fmt.Sprintf("input does not match the input schema of task type %s: %s", tt.Name, violations(total))
 				if total > len(errs) {
 					detail += fmt.Sprintf(", of which the first %d are listed", len(errs))
 				}
@@ -272,7 +270,7 @@ func (s *Server) newSubmittedEvent(tenant, id, taskType string, sub events.Submi
 		s.log.Error("creating a submitted event failed", append(logging.Task(tenant, id, taskType), zap.Error(err))...)
 		return nil, ev, internal("creating the task's event failed")
 	}
-	ev.Data, err = encodeData(sub)
+	ev.Data, err = events.EncodeData(sub)
 	if err != nil {
 		s.log.Error("encoding a submission failed", append(logging.Task(tenant, id, taskType), zap.Error(err))...)
 		return nil, ev, internal("encoding the task's event failed")
@@ -299,18 +297,6 @@ func (s *Server) newSubmittedEvent(tenant, id, taskType string, sub events.Submi
 		return nil, ev, p
 	}
 	return task, ev, nil
-}
-
-// encodeData encodes v as JSON without escaping <, > and &, which would
-// make an input up to six times larger in the event than in the request.
-func encodeData(v any) (json.RawMessage, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 func taskPath(id string) string { return "/v1/tasks/" + id }

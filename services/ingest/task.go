@@ -43,8 +43,9 @@ func (s *Server) handleGetTask(w http.ResponseWriter, r *http.Request) {
 	}
 	if !task.Exists() {
 		// Events are stored on the task's subjects, but the fold applied
-		// none of them, so there is no task to show.
-		s.log.Warn("task has events but none of them applies", zap.String(logging.KeyTenant, tenant), zap.String(logging.KeyTaskID, id),
+		// none of them, so there is no task to show. Debug, because any
+		// client that can read can repeat the request.
+		s.log.Debug("task has events but none of them applies", zap.String(logging.KeyTenant, tenant), zap.String(logging.KeyTaskID, id),
 			zap.Int("skipped", len(task.Skipped)), zap.Uint64(logging.KeySeq, task.LastSeq))
 		writeProblem(w, r, taskNotFound(id))
 		return

@@ -153,6 +153,14 @@ func TestSubmitRejected(t *testing.T) {
 			status: http.StatusBadRequest, problem: ingest.ProblemNestingTooDeep, detail: "limit of 8 levels, at byte offset 38",
 		},
 		{
+			name: "repeated input key", body: `{"type": "echo", "input": {"seconds": "x", "seconds": 1}}`,
+			status: http.StatusBadRequest, problem: ingest.ProblemMalformedJSON, detail: "repeats the key at /input/seconds",
+		},
+		{
+			name: "repeated top-level key", body: `{"type": "echo", "type": "sleep"}`,
+			status: http.StatusBadRequest, problem: ingest.ProblemMalformedJSON, detail: "repeats the key at /type",
+		},
+		{
 			name: "brackets inside strings do not nest", body: `{"type": "echo", "input": {"message": "[[[[[[[[[[{{{{{{{{{{\"["}}`,
 			status: http.StatusAccepted,
 		},
