@@ -1,6 +1,8 @@
 package events
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -340,9 +342,16 @@ func (t *Task) apply(ev *Event) error {
 }
 
 func (t *Task) applySubmission(ev *Event) error {
+	// Unknown fields are refused as they are over HTTP: a misspelt
+	// "max_attemps" published straight to NATS must not pass as a default.
+	if len(ev.Data) == 0 {
+		return fmt.Errorf("%w: %s event has no data", ErrInvalidData, ev.Kind)
+	}
 	var d Submission
-	if err := ev.DecodeData(&d); err != nil {
-		return err
+	dec := json.NewDecoder(bytes.NewReader(ev.Data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrInvalidData, ev.Kind, err)
 	}
 	if errs := d.validateStored(); errs != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidData, errs)

@@ -289,6 +289,7 @@ func TestFoldInvalidDataSkipped(t *testing.T) {
 		{"scheduled bad timeout", "new", events.KindScheduled, raw(`{"run_at":"2025-03-14T13:00:00Z","timeout":"1ms"}`), "timeout: 1ms is outside 10ms to 168h0m0s"},
 		{"submitted without data", "new", events.KindSubmitted, nil, "submitted event has no data"},
 		{"submitted a string", "new", events.KindSubmitted, raw(`"go"`), "invalid event data: submitted: "},
+		{"submitted unknown field", "new", events.KindSubmitted, raw(`{"input":{},"max_attemps":5}`), `json: unknown field "max_attemps"`},
 		{"submitted too many attempts", "new", events.KindSubmitted, raw(`{"max_attempts":101}`), "max_attempts: 101 is outside 1 to 100"},
 		{"submitted short ttl", "new", events.KindSubmitted, raw(`{"ttl":"500ms"}`), "ttl: 500ms is shorter than the minimum of 1s"},
 		{"submitted negative timeout", "new", events.KindSubmitted, raw(`{"timeout":"-1s"}`), `invalid duration "-1s": must not be negative`},
