@@ -50,6 +50,8 @@ func testNATSRestart(t *testing.T, sig syscall.Signal) {
 	running := s.countRunning(sub.accepted())
 	stopped := time.Now()
 	s.stopNATS(sig)
+	// The outage outlasts the ack wait, so the leases of the running
+	// attempts lapse while the server is down.
 	outage := time.NewTimer(3 * time.Second)
 	<-outage.C
 	s.startNATS()
