@@ -178,6 +178,18 @@ func TestLifecycleCommands(t *testing.T) {
 		require.Equal(t, res.Task.Created, v.Created)
 	})
 
+	t.Run("submit --run-at schedules a task", func(t *testing.T) {
+		v := cliView(t, dev.apiURL, "submit", "echo", `{"n": 2}`, "--run-at", "2s")
+		require.Equal(t, events.StatusScheduled, v.Status)
+		require.NotNil(t, v.RunAt)
+		require.WithinDuration(t, time.Now().Add(2*time.Second), *v.RunAt, 2*time.Second)
+		require.Equal(t, events.StatusSucceeded, waitDone(t, c, v.ID).Status)
+
+		out, err := runCLI(t, dev.apiURL, "submit", "echo", "--run-at", "soon")
+		require.Error(t, err)
+		require.Contains(t, out, `invalid --run-at: "soon" is neither an RFC 3339 time nor a duration`)
+	})
+
 	t.Run("a deadline expires a running task", func(t *testing.T) {
 		deadline := time.Now().Add(2 * time.Second)
 		id := submit(client.SubmitRequest{Type: "sleep", Input: json.RawMessage(`{"seconds": 60}`), Deadline: &deadline})

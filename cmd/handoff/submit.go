@@ -20,6 +20,7 @@ type submitOptions struct {
 	timeout        time.Duration
 	maxAttempts    int
 	deadline       string
+	runAt          string
 	ttl            time.Duration
 	webhook        string
 	metadata       map[string]string
@@ -52,6 +53,7 @@ the background; follow it with 'handoff watch ID'.`,
 	f.DurationVar(&o.timeout, "timeout", 0, "per-attempt timeout, such as 90s or 10m (default: the task type's)")
 	f.IntVar(&o.maxAttempts, "max-attempts", 0, "attempts before the task fails (default: the task type's, else 3)")
 	f.StringVar(&o.deadline, "deadline", "", "when an unfinished task expires: an RFC 3339 time or a duration from now")
+	f.StringVar(&o.runAt, "run-at", "", "delay the task until then: an RFC 3339 time or a duration from now")
 	f.DurationVar(&o.ttl, "ttl", 0, "how long the task is kept after submission (default 168h)")
 	f.StringVar(&o.webhook, "webhook", "", "URL that receives the signed completion")
 	f.StringToStringVar(&o.metadata, "metadata", nil, "labels returned with the task, as key=value (repeatable)")
@@ -81,6 +83,13 @@ func runSubmit(cmd *cobra.Command, o submitOptions, taskType, input string) erro
 			return fmt.Errorf("invalid --deadline: %w", err)
 		}
 		req.Deadline = &d
+	}
+	if o.runAt != "" {
+		t, err := parseTimeOrDelay(o.runAt, time.Now())
+		if err != nil {
+			return fmt.Errorf("invalid --run-at: %w", err)
+		}
+		req.RunAt = &t
 	}
 	if o.webhook != "" {
 		req.Webhook = &events.Webhook{URL: o.webhook}
