@@ -26,6 +26,11 @@ type Bus struct {
 	// first use.
 	streamMu sync.Mutex
 	stream   jetstream.Stream
+
+	// results is the handle of the results object store, looked up on
+	// first use.
+	resultsMu sync.Mutex
+	results   jetstream.ObjectStore
 }
 
 // New returns a Bus on an open connection. namespace is the first token of
@@ -79,6 +84,11 @@ func (n Names) RegistryStream() string { return n.streamName("REGISTRY") }
 // DeliveriesStream is the work queue of pending webhook deliveries,
 // HANDOFF_DELIVERIES by default.
 func (n Names) DeliveriesStream() string { return n.streamName("DELIVERIES") }
+
+// ResultsBucket is the object store of results too large to inline in a
+// succeeded event, handoff-results by default. Its stream is
+// OBJ_<bucket>.
+func (n Names) ResultsBucket() string { return n.Namespace + "-results" }
 
 // TasksSubjects is the subject filter of the tasks stream.
 func (n Names) TasksSubjects() string { return n.Namespace + ".task.>" }

@@ -20,7 +20,12 @@ var (
 	// older than [MinServerVersion].
 	ErrServerTooOld = errors.New("NATS server too old")
 
-	// ErrNotProvisioned is returned by [Bus.Verify] when a stream is
-	// missing or lacks a setting Handoff needs.
+	// ErrNotProvisioned is returned by [Bus.Verify] when a stream or the
+	// results bucket is missing or lacks a setting Handoff needs.
 	ErrNotProvisioned = errors.New("streams not provisioned")
+
+	// ErrResultNotFound is returned by [Bus.OpenResult] when the results
+	// bucket holds no object of that name: it was never stored, was
+	// deleted, or outlived the bucket's TTL.
+	ErrResultNotFound = errors.New("result not found")
 )

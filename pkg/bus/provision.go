@@ -93,21 +93,44 @@ func (b *Bus) StreamConfigs(opts StreamOptions) []jetstream.StreamConfig {
 	}
 }
 
-// Provision creates the streams, or updates them to the configuration of
-// [Bus.StreamConfigs]. It is safe to run on every start and from several
-// processes at once.
+// ResultsConfig returns the configuration of the results object store.
+// Its TTL is MaxAge, the longest any task is kept, so a stored result
+// outlives the task that refers to it.
+func (b *Bus) ResultsConfig(opts StreamOptions) jetstream.ObjectStoreConfig {
+	opts = opts.withDefaults()
+	storage := jetstream.FileStorage
+	if opts.Memory {
+		storage = jetstream.MemoryStorage
+	}
+	return jetstream.ObjectStoreConfig{
+		Bucket:      b.names.ResultsBucket(),
+		Description: "Handoff task results too large to inline in a succeeded event",
+		TTL:         opts.MaxAge,
+		Storage:     storage,
+		Replicas:    opts.Replicas,
+	}
+}
+
+// Provision creates the streams and the results bucket, or updates them
+// to the configuration of [Bus.StreamConfigs] and [Bus.ResultsConfig]. It
+// is safe to run on every start and from several processes at once.
 func (b *Bus) Provision(ctx context.Context, opts StreamOptions) error {
 	for _, cfg := range b.StreamConfigs(opts) {
 		if _, err := b.js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("provision stream %s: %w", cfg.Name, err)
 		}
 	}
+	results := b.ResultsConfig(opts)
+	if _, err := b.js.CreateOrUpdateObjectStore(ctx, results); err != nil {
+		return fmt.Errorf("provision object store %s: %w", results.Bucket, err)
+	}
 	return nil
 }
 
 // Verify checks that every stream exists with the settings Handoff relies
-// on. Services call it at start so that a missing stream is one clear error
-// instead of failed publishes later.
+// on, and that the results bucket exists. Services call it at start so
+// that a missing stream is one clear error instead of failed publishes
+// later.
 func (b *Bus) Verify(ctx context.Context) error {
 	for _, want := range b.StreamConfigs(StreamOptions{}) {
 		s, err := b.js.Stream(ctx, want.Name)
@@ -130,6 +153,15 @@ func (b *Bus) Verify(ctx context.Context) error {
 		case want.Retention != have.Retention:
 			return fmt.Errorf("%w: stream %s has retention %s, want %s", ErrNotProvisioned, want.Name, have.Retention, want.Retention)
 		}
+	}
+
+	bucket := b.names.ResultsBucket()
+	_, err := b.js.ObjectStore(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return fmt.Errorf("%w: object store %s does not exist; run 'handoff provision' or start 'handoff dev'", ErrNotProvisioned, bucket)
+	}
+	if err != nil {
+		return fmt.Errorf("look up object store %s: %w", bucket, err)
 	}
 	return nil
 }
