@@ -811,6 +811,12 @@ func TestFoldSucceededWithResultRef(t *testing.T) {
 	require.Empty(t, task.Skipped)
 	require.Equal(t, ref, task.ResultRef)
 	require.Nil(t, task.Result)
+
+	// The view carries the reference without a link, which only the HTTP
+	// API can sign.
+	v := task.View()
+	require.Equal(t, &events.ResultLink{ResultRef: *ref}, v.ResultRef)
+	require.Nil(t, v.Result)
 }
 
 func TestFoldSucceededWithNullResult(t *testing.T) {

@@ -294,6 +294,7 @@ func TestSchemasMatchGoFields(t *testing.T) {
 		{"task-view.json", "", events.View{}},
 		{"task-view.json", "/properties/progress", events.ProgressView{}},
 		{"task-view.json", "/properties/input_request", events.InputRequest{}},
+		{"task-view.json", "/$defs/result_link", events.ResultLink{}},
 	}
 	for _, tt := range tests {
 		typ := reflect.TypeOf(tt.value)
@@ -446,7 +447,14 @@ func TestSchemaAcceptsViewEdgeCases(t *testing.T) {
 	}}
 	h := newHistory(t).addValid(events.KindSubmitted).addValid(events.KindStarted)
 	h.add(events.KindSucceeded, ref)
-	requireValid(t, "task-view.json", h.fold().View(), "view with result_ref")
+	view := h.fold().View()
+	requireValid(t, "task-view.json", view, "view with result_ref")
+
+	// The HTTP API adds a signed link to it.
+	expires := historyStart.Add(15 * time.Minute)
+	view.ResultRef.URL = "/v1/results/acme.01JQ4TASK00000000000000000.1?expires=1767225600&sig=abc"
+	view.ResultRef.ExpiresAt = &expires
+	requireValid(t, "task-view.json", view, "view with a signed result link")
 
 	// A null result is still a result.
 	h = newHistory(t).addValid(events.KindSubmitted).addValid(events.KindStarted)
@@ -489,6 +497,20 @@ func TestSchemasRejectInvalid(t *testing.T) {
 		return b
 	}
 	raw := func(s string) json.RawMessage { return json.RawMessage(s) }
+	resultView := func(change func(ref map[string]any)) json.RawMessage {
+		h := newHistory(t).addValid(events.KindSubmitted).addValid(events.KindStarted)
+		h.add(events.KindSucceeded, events.Succeeded{ResultRef: &events.ResultRef{
+			Object: "acme.01JQ4TASK00000000000000000.1", Size: 1, MediaType: "application/json", SHA256: strings.Repeat("a", 64),
+		}})
+		b, err := json.Marshal(h.fold().View())
+		require.NoError(t, err)
+		var v map[string]any
+		require.NoError(t, json.Unmarshal(b, &v))
+		change(v["result_ref"].(map[string]any))
+		b, err = json.Marshal(v)
+		require.NoError(t, err)
+		return b
+	}
 
 	tests := []struct {
 		name string
@@ -566,6 +588,12 @@ func TestSchemasRejectInvalid(t *testing.T) {
 		{"view input_required without request", "task-view.json", view(func(v map[string]any) { v["status"] = "input_required" })},
 		{"view running with input request", "task-view.json", view(func(v map[string]any) { v["input_request"] = map[string]any{"prompt": "?"} })},
 		{"view cancelled with progress", "task-view.json", view(func(v map[string]any) { v["status"] = "cancelled" })},
+		{"view link without expiry", "task-view.json", resultView(func(ref map[string]any) { ref["url"] = "/v1/results/a.b.1?expires=1&sig=x" })},
+		{"view expiry without link", "task-view.json", resultView(func(ref map[string]any) { ref["expires_at"] = "2025-03-14T12:00:00Z" })},
+		{"view link empty", "task-view.json", resultView(func(ref map[string]any) { ref["url"] = ""; ref["expires_at"] = "2025-03-14T12:00:00Z" })},
+		{"view link unknown field", "task-view.json", resultView(func(ref map[string]any) { ref["token"] = "x" })},
+		{"view link without digest", "task-view.json", resultView(func(ref map[string]any) { delete(ref, "sha256") })},
+		{"view link short digest", "task-view.json", resultView(func(ref map[string]any) { ref["sha256"] = "abc" })},
 		{"duration negative string", "duration.json", raw(`"-1s"`)},
 		{"duration negative number", "duration.json", raw(`-1`)},
 		{"duration in days", "duration.json", raw(`"1d"`)},

@@ -24,7 +24,7 @@ type View struct {
 
 	Progress     *ProgressView   `json:"progress,omitempty"`
 	Result       json.RawMessage `json:"result,omitempty"`
-	ResultRef    *ResultRef      `json:"result_ref,omitempty"`
+	ResultRef    *ResultLink     `json:"result_ref,omitempty"`
 	Error        *TaskError      `json:"error,omitempty"`
 	InputRequest *InputRequest   `json:"input_request,omitempty"`
 
@@ -46,6 +46,18 @@ type ProgressView struct {
 	Percent float64   `json:"percent"`
 	Message string    `json:"message,omitempty"`
 	Updated time.Time `json:"updated_at"`
+}
+
+// ResultLink is a stored result as the view shows it: the reference from
+// the succeeded event, and a signed link to download it. The fold leaves
+// URL and ExpiresAt empty, because only the HTTP API holds the key that
+// signs links, and the API fills them in for every view it returns.
+type ResultLink struct {
+	ResultRef
+	// URL is a signed link to the result, relative to the API's base
+	// URL, that works without credentials until ExpiresAt.
+	URL       string     `json:"url,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // InputRequest is the question of a task waiting for input.
@@ -70,7 +82,6 @@ func (t *Task) View() View {
 		RunAt:           t.Submission.RunAt,
 		ExpiresAt:       t.ExpiresAt(),
 		Result:          t.Result,
-		ResultRef:       t.ResultRef,
 		Error:           t.Error,
 		CancelRequested: t.CancelRequested,
 		PauseRequested:  t.PauseRequested,
@@ -81,6 +92,9 @@ func (t *Task) View() View {
 	}
 	if t.Progress != nil && !t.Status.Terminal() {
 		v.Progress = &ProgressView{Percent: t.Progress.Percent, Message: t.Progress.Message, Updated: t.ProgressAt}
+	}
+	if t.ResultRef != nil {
+		v.ResultRef = &ResultLink{ResultRef: *t.ResultRef}
 	}
 	if t.InputRequest != nil {
 		v.InputRequest = &InputRequest{Prompt: t.InputRequest.Prompt, InputSchema: t.InputRequest.InputSchema}
