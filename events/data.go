@@ -195,4 +195,8 @@ const (
 	// stopped while the attempt ran. The fold does not count it as a
 	// failure, so a graceful shutdown uses up no attempt.
 	CodeInterrupted = "interrupted"
+	// CodeResultNotStored marks an attempt whose result was larger than
+	// the inline limit and could not be stored in the results bucket. It
+	// is retryable.
+	CodeResultNotStored = "result_not_stored"
 )
