@@ -51,6 +51,10 @@ type attempt struct {
 	ctx context.Context
 
 	lastProgress time.Time
+
+	// stored is the result this attempt put in the results bucket, until
+	// it is deleted because no succeeded event refers to it.
+	stored *events.ResultRef
 }
 
 // outcome is a handler's return values.

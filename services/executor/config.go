@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
 	"net/url"
 	"os"
 	"os/exec"
@@ -25,6 +26,11 @@ const (
 	DefaultKillGrace      = 10 * time.Second
 	DefaultDrainTimeout   = 30 * time.Second
 	DefaultResultLimit    = 256 << 10
+	// DefaultMaxResultBytes bounds a stored result: room for reports,
+	// exports and documents of tens of MiB, while the results bucket,
+	// which keeps every result until its TTL, stays within a small
+	// deployment's disk.
+	DefaultMaxResultBytes = 64 << 20
 	DefaultRetryInitial   = time.Second
 	DefaultRetryMax       = 5 * time.Minute
 
@@ -100,9 +106,16 @@ type Config struct {
 	// context is cancelled, before they are cancelled too. Default 30s.
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 
-	// ResultLimit bounds an inline result in bytes. A larger result fails
-	// the task with code result_too_large. Default 256 KiB.
+	// ResultLimit bounds an inline result in bytes. A larger result of an
+	// exec or Go handler is stored in the results bucket, and the
+	// succeeded event refers to it. A larger response of an http handler
+	// fails the task with code result_too_large. Default 256 KiB.
 	ResultLimit int `yaml:"result_limit"`
+
+	// MaxResultBytes bounds a result stored in the results bucket, in
+	// bytes. A larger result fails the task with code result_too_large.
+	// It must be at least ResultLimit. Default 64 MiB.
+	MaxResultBytes int64 `yaml:"max_result_bytes"`
 
 	// Retry spaces the attempts of a task.
 	Retry RetryPolicy `yaml:"retry"`
@@ -169,6 +182,12 @@ type TypeConfig struct {
 
 	// OutputSchema describes the result, for the registry.
 	OutputSchema json.RawMessage `yaml:"-"`
+
+	// OutputMediaType declares that an exec program writes bytes of this
+	// media type, such as application/pdf, to stdout instead of JSON.
+	// Such a result is always stored in the results bucket, whatever its
+	// size, and the succeeded event refers to it. Empty means JSON.
+	OutputMediaType string `yaml:"output_media_type"`
 }
 
 // WithDefaults returns a copy of c with zero fields set to their defaults.
@@ -199,6 +218,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ResultLimit == 0 {
 		c.ResultLimit = DefaultResultLimit
+	}
+	if c.MaxResultBytes == 0 {
+		c.MaxResultBytes = max(DefaultMaxResultBytes, int64(c.ResultLimit))
 	}
 	if c.Retry.Initial == 0 {
 		c.Retry.Initial = DefaultRetryInitial
@@ -269,6 +291,9 @@ func (c *Config) Validate() error {
 	if c.ResultLimit < 1 {
 		add("result_limit", "%d is not positive", c.ResultLimit)
 	}
+	if c.MaxResultBytes < int64(c.ResultLimit) {
+		add("max_result_bytes", "%d is below result_limit %d", c.MaxResultBytes, c.ResultLimit)
+	}
 	if c.Retry.Initial <= 0 {
 		add("retry.initial", "%s is not positive", c.Retry.Initial)
 	}
@@ -329,6 +354,9 @@ func (c *Config) validateType(name string, tc TypeConfig) []error {
 	if tc.Handler != HandlerHTTP && tc.URL != "" {
 		add("url", "is only for handler http")
 	}
+	if tc.OutputMediaType != "" {
+		validateOutputMediaType(tc, add)
+	}
 	if tc.Timeout != 0 && (tc.Timeout < events.MinTimeout || tc.Timeout > events.MaxTimeout) {
 		add("timeout", "%s is outside %s to %s", tc.Timeout, events.MinTimeout, events.MaxTimeout)
 	}
@@ -370,6 +398,20 @@ func (c *Config) validateExec(tc TypeConfig, add func(field, format string, args
 		case strings.ContainsRune(v, 0):
 			add("env."+k, "value contains a NUL byte")
 		}
+	}
+}
+
+// validateOutputMediaType checks the output_media_type of a type that sets
+// one.
+func validateOutputMediaType(tc TypeConfig, add func(field, format string, args ...any)) {
+	if tc.Handler != HandlerExec {
+		add("output_media_type", "is only for handler exec")
+	}
+	if _, _, err := mime.ParseMediaType(tc.OutputMediaType); err != nil || !strings.Contains(tc.OutputMediaType, "/") {
+		add("output_media_type", "%q is not a media type such as application/pdf", tc.OutputMediaType)
+	}
+	if len(tc.OutputSchema) > 0 {
+		add("output_schema", "describes a JSON result, but output_media_type declares bytes of %s; remove one of them", tc.OutputMediaType)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/handoff-dev/handoff/events"
+	"github.com/handoff-dev/handoff/pkg/bus"
 )
 
 // Exit statuses of exec handlers with a meaning beyond failure, from BSD's
@@ -58,8 +59,11 @@ var passedEnv = []string{"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "LC_CTYPE",
 //   - its environment holds PATH, HOME, TMPDIR, LANG, LC_ALL, LC_CTYPE, TZ
 //     and USER from the executor's, the type's env, and HANDOFF_TASK_ID,
 //     HANDOFF_TASK_TYPE, HANDOFF_ATTEMPT and HANDOFF_TENANT;
-//   - stdout is the result and must be JSON (empty means null), at most
-//     the result limit;
+//   - stdout is the result and must be JSON (empty means null). Up to the
+//     result limit it is inlined in the succeeded event; a longer one is
+//     stored in the results bucket while the program writes it, up to
+//     MaxResultBytes. A type with an output media type writes bytes of that
+//     type, which are always stored;
 //   - stderr lines "progress: <percent> <message>" report progress,
 //     "checkpoint: <json>" records a checkpoint and "input-required:
 //     <json>" describes the input that exit status ExitInputRequired asks
@@ -76,9 +80,13 @@ type execHandler struct {
 	env       []string
 	killGrace time.Duration
 	limit     int
+	maxBytes  int64
+	// mediaType is the type's output media type, or "" for JSON.
+	mediaType string
+	results   *bus.Bus
 }
 
-func newExecHandler(tc TypeConfig, cfg Config) (*execHandler, error) {
+func newExecHandler(tc TypeConfig, cfg Config, results *bus.Bus) (*execHandler, error) {
 	program, err := resolveProgram(tc.Command[0], cfg.BaseDir)
 	if err != nil {
 		return nil, err
@@ -104,6 +112,9 @@ func newExecHandler(tc TypeConfig, cfg Config) (*execHandler, error) {
 		env:       env,
 		killGrace: cfg.KillGrace,
 		limit:     cfg.ResultLimit,
+		maxBytes:  cfg.MaxResultBytes,
+		mediaType: tc.OutputMediaType,
+		results:   results,
 	}, nil
 }
 
@@ -124,7 +135,14 @@ func (h *execHandler) run(ctx context.Context, t *Task) (any, error) {
 	)
 	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.Stdin = bytes.NewReader(stdin)
-	stdout := &cappedBuffer{limit: h.limit}
+	stdout := &resultSink{
+		ctx:         ctx,
+		bus:         h.results,
+		object:      bus.ResultObject{Tenant: t.Tenant, TaskID: t.ID, Attempt: t.Attempt},
+		mediaType:   h.mediaType,
+		inlineLimit: h.limit,
+		maxBytes:    h.maxBytes,
+	}
 	stderr := &stderrParser{task: t}
 	cmd.Stdout = stdout
 	cmd.Stderr = stderr
@@ -145,8 +163,9 @@ func (h *execHandler) run(ctx context.Context, t *Task) (any, error) {
 		_ = signalGroup(cmd.Process.Pid, syscall.SIGKILL)
 	}
 
-	if waitErr == nil {
-		return h.result(stdout)
+	result, resultErr := stdout.finish(waitErr == nil && ctx.Err() == nil)
+	if waitErr == nil && ctx.Err() == nil {
+		return result, resultErr
 	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("%w: %s%s", context.Cause(ctx), describeExit(waitErr), stderr.summary())
@@ -164,21 +183,6 @@ func (h *execHandler) run(ctx context.Context, t *Task) (any, error) {
 		return nil, failure(events.CodeExitStatus, false, fmt.Errorf("exited, but its stdout or stderr stayed open for %s, held by a process it started%s", h.killGrace, stderr.summary()))
 	}
 	return nil, failure(events.CodeHandlerError, false, fmt.Errorf("run %s: %w", h.program, waitErr))
-}
-
-// result turns the program's stdout into the attempt's result.
-func (h *execHandler) result(stdout *cappedBuffer) (any, error) {
-	if stdout.overflow {
-		return nil, failure(events.CodeResultTooLarge, true, fmt.Errorf("stdout is longer than the inline result limit of %d bytes", h.limit))
-	}
-	out := bytes.TrimSpace(stdout.buf.Bytes())
-	if len(out) == 0 {
-		return json.RawMessage("null"), nil
-	}
-	if !json.Valid(out) {
-		return nil, failure(events.CodeInvalidOutput, true, fmt.Errorf("stdout is not JSON; it starts with %s", excerpt(out, 120)))
-	}
-	return json.RawMessage(out), nil
 }
 
 // describeExit describes how the process ended: "exit status 3" or "signal:
@@ -214,27 +218,6 @@ func excerpt(b []byte, n int) string {
 		b, suffix = b[:n], "..."
 	}
 	return strconv.Quote(strings.ToValidUTF8(string(b), "\uFFFD")) + suffix
-}
-
-// cappedBuffer keeps up to limit bytes and notes whether more came. It
-// accepts every write, so the program never blocks on a full pipe.
-type cappedBuffer struct {
-	buf      bytes.Buffer
-	limit    int
-	overflow bool
-}
-
-func (c *cappedBuffer) Write(p []byte) (int, error) {
-	room := c.limit - c.buf.Len()
-	if len(p) > room {
-		c.overflow = true
-		if room > 0 {
-			c.buf.Write(p[:room])
-		}
-		return len(p), nil
-	}
-	c.buf.Write(p)
-	return len(p), nil
 }
 
 // stderrParser splits stderr into lines, reports the progress and

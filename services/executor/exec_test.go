@@ -235,16 +235,3 @@ func TestStderrParserKeepsTail(t *testing.T) {
 	require.LessOrEqual(t, len(p.tail), stderrTailSize)
 	require.True(t, strings.HasSuffix(string(p.tail), "0123456789\n"))
 }
-
-func TestCappedBufferNotesOverflow(t *testing.T) {
-	c := &cappedBuffer{limit: 5}
-	n, err := c.Write([]byte("abc"))
-	require.NoError(t, err)
-	require.Equal(t, 3, n)
-	require.False(t, c.overflow)
-	n, err = c.Write([]byte("defg"))
-	require.NoError(t, err)
-	require.Equal(t, 4, n)
-	require.True(t, c.overflow)
-	require.Equal(t, "abcde", c.buf.String())
-}

@@ -136,7 +136,7 @@ func (e *Executor) newTaskType(name string, tc TypeConfig) (*taskType, error) {
 	}
 	switch tc.Handler {
 	case HandlerExec:
-		h, err := newExecHandler(tc, e.cfg)
+		h, err := newExecHandler(tc, e.cfg, e.bus)
 		if err != nil {
 			return nil, &configError{field: "types." + name + ".command", msg: err.Error()}
 		}
@@ -359,6 +359,7 @@ func (e *Executor) configFields() []zap.Field {
 		zap.Duration("kill_grace", e.cfg.KillGrace),
 		zap.Duration("drain_timeout", e.cfg.DrainTimeout),
 		zap.Int("result_limit", e.cfg.ResultLimit),
+		zap.Int64("max_result_bytes", e.cfg.MaxResultBytes),
 		zap.Duration("retry_initial", e.cfg.Retry.Initial),
 		zap.Duration("retry_max", e.cfg.Retry.Max),
 		zap.Strings("task_types", names),

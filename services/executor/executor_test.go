@@ -194,6 +194,7 @@ func TestResultTooLargeFails(t *testing.T) {
 	}
 	cfg := testConfig(nil)
 	cfg.ResultLimit = 10
+	cfg.MaxResultBytes = 20
 	tb.start(t, tb.bus, cfg, map[string]Handler{"big": big})
 
 	id := submit(t, tb.bus, "big", input(`{}`))

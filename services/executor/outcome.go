@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,17 +20,26 @@ import (
 // another reason than a conflict, such as a lost connection.
 const finalWriteTries = 5
 
+// storeTimeout bounds the upload of a Go handler's result to the results
+// bucket.
+const storeTimeout = 2 * time.Minute
+
 // settle records the outcome of the attempt and acknowledges its message.
 // It is the one place where an attempt's outcome becomes an event and an
 // ack, a nak or, when the attempt lost its task, nothing.
 func (a *attempt) settle(out outcome) {
+	if sr, ok := out.result.(*storedResult); ok {
+		a.stored = &sr.ref
+	}
 	cause := context.Cause(a.ctx)
 	switch {
 	case errors.Is(cause, ErrAttemptSuperseded):
 		a.logger().Info("dropping the result of a superseded attempt")
+		a.discardStoredResult(nil)
 		return
 	case errors.Is(cause, ErrTaskEnded):
 		a.logger().Debug("task ended while the attempt ran")
+		a.discardStoredResult(nil)
 		a.e.ack(a.msg)
 		return
 	case out.err != nil && errors.Is(cause, ErrAttemptTimeout):
@@ -44,8 +54,8 @@ func (a *attempt) settle(out outcome) {
 	if errors.As(out.err, &ir) && ir.err != nil {
 		out.err = failure(events.CodeInvalidOutput, true, ir.err)
 	}
-	result, err := encodeResult(out, a.e.cfg.ResultLimit)
-	s := settlement{result: result, err: err, cause: cause}
+	s := a.encodeResult(out)
+	s.cause = cause
 
 	// The outcome write must survive shutdown.
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
@@ -55,6 +65,7 @@ func (a *attempt) settle(out outcome) {
 		d := decideOutcome(a.task, s, a.report.latestCheckpoint(), a.e.cfg.Retry, time.Now())
 		if cerr := a.task.Check(d.kind); cerr != nil {
 			a.logger().Info("dropping the outcome: the task moved on", zap.String("outcome", string(d.kind)), zap.Error(cerr))
+			a.discardStoredResult(a.task)
 			a.e.ack(a.msg)
 			return
 		}
@@ -66,6 +77,9 @@ func (a *attempt) settle(out outcome) {
 		werr := a.e.write(ctx, a.task, d.kind, d.data, a.number)
 		if werr == nil {
 			a.logger().Debug("attempt settled", zap.String("outcome", string(d.kind)), zap.String("decision", d.why))
+			if d.kind != events.KindSucceeded {
+				a.discardStoredResult(nil)
+			}
 			if d.kind.Terminal() {
 				a.e.purgeSchedules(a.task)
 			}
@@ -91,6 +105,7 @@ func (a *attempt) settle(out outcome) {
 		fresh, rerr := a.e.read(ctx, a.task.Tenant, a.task.ID)
 		switch {
 		case errors.Is(rerr, bus.ErrTaskNotFound):
+			a.discardStoredResult(nil)
 			a.e.ack(a.msg)
 			return
 		case rerr != nil:
@@ -98,6 +113,7 @@ func (a *attempt) settle(out outcome) {
 			return
 		case fresh.Terminal():
 			a.logger().Info("dropping the outcome: the task ended first", zap.String("status", string(fresh.Status)))
+			a.discardStoredResult(fresh)
 			a.e.ack(a.msg)
 			return
 		case fresh.Attempt != a.number:
@@ -105,6 +121,7 @@ func (a *attempt) settle(out outcome) {
 			// message, so this one must neither ack nor nak it.
 			a.logger().Info("dropping the result: another executor took the task over",
 				zap.Int("current_attempt", fresh.Attempt), zap.String("current_executor", fresh.Executor))
+			a.discardStoredResult(fresh)
 			return
 		}
 		a.task = fresh
@@ -112,10 +129,12 @@ func (a *attempt) settle(out outcome) {
 	a.logger().Warn("recording the outcome kept conflicting; the task is taken over after the ack wait")
 }
 
-// settlement is the end of an attempt: its result or the error that failed
-// it, and the cause that ended the handler's context, if any.
+// settlement is the end of an attempt: its inline result, the reference
+// of its stored result or the error that failed it, and the cause that
+// ended the handler's context, if any.
 type settlement struct {
 	result json.RawMessage
+	ref    *events.ResultRef
 	err    error
 	cause  error
 }
@@ -131,22 +150,59 @@ func timeoutError(d time.Duration, err error) error {
 	return errors.New(msg)
 }
 
-// encodeResult returns a successful outcome's result as JSON, or the error
-// that fails the attempt instead.
-func encodeResult(out outcome, limit int) (json.RawMessage, error) {
+// encodeResult returns the settlement of a handler's outcome: the result
+// as JSON when it fits the inline limit, the reference of a result stored
+// in the results bucket, or the error that fails the attempt instead. A
+// result over the inline limit that the handler returned as a value is
+// stored here.
+func (a *attempt) encodeResult(out outcome) settlement {
 	if out.err != nil {
-		return nil, out.err
+		return settlement{err: out.err}
+	}
+	if a.stored != nil {
+		return settlement{ref: a.stored}
 	}
 	b, err := events.EncodeData(out.result)
 	if err != nil {
-		return nil, failure(events.CodeInvalidOutput, true, fmt.Errorf("encode result: %w", err))
+		return settlement{err: failure(events.CodeInvalidOutput, true, fmt.Errorf("encode result: %w", err))}
 	}
-	if len(b) > limit {
-		// TODO: store results over the inline limit in the handoff-results
-		// object store and record a result_ref instead of failing.
-		return nil, failure(events.CodeResultTooLarge, true, fmt.Errorf("result is %d bytes, more than the inline limit of %d", len(b), limit))
+	if len(b) <= a.e.cfg.ResultLimit {
+		return settlement{result: b}
 	}
-	return b, nil
+	if int64(len(b)) > a.e.cfg.MaxResultBytes {
+		return settlement{err: failure(events.CodeResultTooLarge, true, fmt.Errorf("result is %d bytes, more than the max_result_bytes of %d", len(b), a.e.cfg.MaxResultBytes))}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	obj := bus.ResultObject{Tenant: a.task.Tenant, TaskID: a.task.ID, Attempt: a.number}
+	ref, err := a.e.bus.PutResult(ctx, obj, mediaTypeJSON, bytes.NewReader(b))
+	if err != nil {
+		return settlement{err: failure(events.CodeResultNotStored, false, fmt.Errorf("store the result of %d bytes: %w", len(b), err))}
+	}
+	a.stored = &ref
+	return settlement{ref: &ref}
+}
+
+// discardStoredResult deletes the result that this attempt stored, if
+// any, because no succeeded event refers to it. task is the latest state
+// read, or nil. When task refers to the object, a write that seemed to fail
+// was stored after all, and the object stays.
+func (a *attempt) discardStoredResult(task *events.Task) {
+	if a.stored == nil {
+		return
+	}
+	if task != nil && task.ResultRef != nil && task.ResultRef.Object == a.stored.Object {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	if err := a.e.bus.DeleteResult(ctx, a.stored.Object); err != nil {
+		a.logger().Warn("deleting an unused result failed; the results bucket's TTL removes it", zap.String("object", a.stored.Object), zap.Error(err))
+		return
+	}
+	a.logger().Debug("deleted an unused result", zap.String("object", a.stored.Object))
+	a.stored = nil
 }
 
 // decideOutcome maps an attempt's settlement to the event that records it
@@ -169,7 +225,7 @@ func decideOutcome(task *events.Task, s settlement, checkpoint json.RawMessage, 
 	case task.CancelRequested || errors.Is(s.cause, ErrCancelRequested):
 		return decision{step: stepWrite, kind: events.KindCancelled, data: events.Reason{Reason: task.Reason}, why: "cancel requested"}
 	case s.err == nil:
-		return decision{step: stepWrite, kind: events.KindSucceeded, data: events.Succeeded{Result: s.result}, why: "handler returned a result"}
+		return decision{step: stepWrite, kind: events.KindSucceeded, data: events.Succeeded{Result: s.result, ResultRef: s.ref}, why: "handler returned a result"}
 	case errors.Is(s.cause, ErrDeadlinePassed) || task.DeadlinePassed || deadlinePassed(task, now):
 		return decision{step: stepWrite, kind: events.KindExpired, why: "deadline passed"}
 	}

@@ -123,6 +123,10 @@ func run(ctx context.Context, opts options, log *zap.Logger) error {
 		return err
 	}
 	if err := b.Verify(ctx); err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			// Stopped while checking the streams: not a failure.
+			return nil
+		}
 		return err
 	}
 	ex, err := executor.New(cfg, b, log.Named("executor"))
