@@ -2,10 +2,12 @@ package ingest
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/handoff-dev/handoff/events"
 	"github.com/handoff-dev/handoff/pkg/bus"
+	"github.com/handoff-dev/handoff/pkg/subscription"
 )
 
 // Defaults of [Config].
@@ -16,6 +18,9 @@ const (
 	DefaultMaxTTL          = bus.DefaultMaxAge
 	DefaultRequestTimeout  = 10 * time.Second
 	DefaultShutdownTimeout = 10 * time.Second
+	DefaultMaxWait         = 60 * time.Second
+	DefaultHeartbeat       = 15 * time.Second
+	DefaultTokensCheck     = 5 * time.Second
 
 	// bodyOverheadBytes is what a request body may hold besides the input:
 	// 64 metadata entries of up to 64+512 bytes, a webhook URL of up to
@@ -29,6 +34,10 @@ const (
 	// maxDepthLimit bounds MaxDepth below encoding/json's own nesting limit
 	// of 10000.
 	maxDepthLimit = 1000
+
+	// maxWaitLimit bounds MaxWait below the server's write timeout, so a
+	// held response can still be written.
+	maxWaitLimit = writeTimeout - 10*time.Second
 )
 
 // Config is the configuration of an ingest [Server]. Zero values mean the
@@ -72,6 +81,57 @@ type Config struct {
 	// ShutdownTimeout bounds how long [Server.Serve] waits for open
 	// requests once its context is done. Default 10s.
 	ShutdownTimeout time.Duration
+
+	// AllowLoopback accepts webhook URLs, at submit and in subscriptions,
+	// whose host is a loopback address or localhost. Only for a stack on
+	// one machine, such as handoff dev. Default false.
+	AllowLoopback bool
+
+	// Auth selects how callers are authenticated: [AuthNone], where every
+	// caller is the tenant "default", or [AuthTokens]. Default AuthNone.
+	Auth AuthMode
+
+	// TokensFile is the bearer tokens file that AuthTokens reads; see
+	// [LoadTokens] for its format. Required with AuthTokens.
+	TokensFile string
+
+	// TokensCheckInterval is how often the server checks TokensFile for a
+	// change and reloads it. A negative value turns the check off, which
+	// leaves [Server.ReloadTokens]. Default 5s.
+	TokensCheckInterval time.Duration
+
+	// RateLimit is the submissions per second allowed to a token whose
+	// entry sets no rate, and to all callers together with AuthNone. Zero
+	// means unlimited.
+	RateLimit float64
+
+	// RateBurst is the submissions allowed at once above RateLimit, for
+	// tokens whose entry sets no burst. Default RateLimit rounded up, at
+	// least 1.
+	RateBurst int
+
+	// MaxWait bounds the wait of GET /v1/tasks/{id}?wait= and of a
+	// submission with Prefer: wait. Default 60s.
+	MaxWait time.Duration
+
+	// Heartbeat is the interval of the comments that keep an idle event
+	// stream open through proxies. Default 15s.
+	Heartbeat time.Duration
+
+	// MaxSubscriptions bounds the webhook subscriptions of one tenant,
+	// from 1 to 500. Default 100.
+	MaxSubscriptions int
+
+	// ResultSigningKey signs the links to results stored by reference,
+	// and checks them. Every instance behind one API must have the same
+	// key, so that each accepts the links the others made. It must be at
+	// least 32 bytes long. Empty means a random key made at start: only
+	// this instance accepts its links, and only until it restarts.
+	ResultSigningKey string
+
+	// ResultLinkTTL is how long a signed link to a stored result works,
+	// from 1s to 24h. Default 15m.
+	ResultLinkTTL time.Duration
 }
 
 // WithDefaults returns a copy of c with every zero field set to its
@@ -100,6 +160,27 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Auth == "" {
+		c.Auth = AuthNone
+	}
+	if c.TokensCheckInterval == 0 {
+		c.TokensCheckInterval = DefaultTokensCheck
+	}
+	if c.RateBurst == 0 && c.RateLimit > 0 {
+		c.RateBurst = max(1, int(math.Ceil(c.RateLimit)))
+	}
+	if c.MaxWait == 0 {
+		c.MaxWait = DefaultMaxWait
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
+	if c.MaxSubscriptions == 0 {
+		c.MaxSubscriptions = subscription.DefaultMaxPerTenant
+	}
+	if c.ResultLinkTTL == 0 {
+		c.ResultLinkTTL = DefaultResultLinkTTL
 	}
 	return c
 }
@@ -130,6 +211,21 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("%w: ShutdownTimeout is %s; it must be positive", ErrInvalidConfig, c.ShutdownTimeout)
+	}
+	if err := c.validateAccess(); err != nil {
+		return err
+	}
+	if c.MaxWait < time.Second || c.MaxWait > maxWaitLimit {
+		return fmt.Errorf("%w: MaxWait is %s; it must be between 1s and %s", ErrInvalidConfig, c.MaxWait, maxWaitLimit)
+	}
+	if c.Heartbeat < time.Millisecond {
+		return fmt.Errorf("%w: Heartbeat is %s; it must be at least 1ms", ErrInvalidConfig, c.Heartbeat)
+	}
+	if c.MaxSubscriptions < 1 || c.MaxSubscriptions > subscription.MaxMaxPerTenant {
+		return fmt.Errorf("%w: MaxSubscriptions is %d; it must be between 1 and %d", ErrInvalidConfig, c.MaxSubscriptions, subscription.MaxMaxPerTenant)
+	}
+	if err := c.validateResultLinks(); err != nil {
+		return err
 	}
 	return nil
 }

@@ -37,6 +37,12 @@ const (
 	ProblemMethodNotAllowed      ProblemType = "urn:handoff:problem:method-not-allowed"
 	ProblemUnavailable           ProblemType = "urn:handoff:problem:unavailable"
 	ProblemInternal              ProblemType = "urn:handoff:problem:internal"
+	ProblemUnauthorized          ProblemType = "urn:handoff:problem:unauthorized"
+	ProblemRateLimited           ProblemType = "urn:handoff:problem:rate-limited"
+	ProblemInvalidQuery          ProblemType = "urn:handoff:problem:invalid-query"
+	ProblemInvalidSubscription   ProblemType = "urn:handoff:problem:invalid-subscription"
+	ProblemInvalidSubscriptionID ProblemType = "urn:handoff:problem:invalid-subscription-id"
+	ProblemSubscriptionLimit     ProblemType = "urn:handoff:problem:subscription-limit"
 )
 
 var problemTitles = map[ProblemType]string{
@@ -60,6 +66,13 @@ var problemTitles = map[ProblemType]string{
 	ProblemMethodNotAllowed:      "Method not allowed",
 	ProblemUnavailable:           "Service unavailable",
 	ProblemInternal:              "Internal server error",
+	ProblemInvalidLink:           "Invalid or expired link",
+	ProblemUnauthorized:          "Unauthorized",
+	ProblemRateLimited:           "Too many submissions",
+	ProblemInvalidQuery:          "Invalid query parameter",
+	ProblemInvalidSubscription:   "Invalid subscription",
+	ProblemInvalidSubscriptionID: "Invalid subscription id",
+	ProblemSubscriptionLimit:     "Subscription limit reached",
 }
 
 // Title returns the fixed summary of the problem type.
@@ -82,6 +95,8 @@ type Problem struct {
 
 	// retryAfter, when positive, is sent as the Retry-After header.
 	retryAfter int
+	// challenge, when set, is sent as the WWW-Authenticate header.
+	challenge string
 }
 
 // ProblemError is one invalid part of a request, named by a request field
@@ -108,6 +123,9 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 	h.Set("Cache-Control", "no-store")
 	if p.retryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(p.retryAfter))
+	}
+	if p.challenge != "" {
+		h.Set("WWW-Authenticate", p.challenge)
 	}
 	body, err := json.Marshal(p)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 )
 
 // routes registers every endpoint. Each path also gets a handler without a
@@ -11,21 +12,35 @@ import (
 // every other path gets a 404 problem.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
+	var paths []string
+	allowed := map[string][]string{}
 	handle := func(method, path string, h http.HandlerFunc) {
 		mux.HandleFunc(method+" "+path, h)
-		allow := method
-		if method == http.MethodGet {
-			allow = "GET, HEAD"
+		if _, ok := allowed[path]; !ok {
+			paths = append(paths, path)
 		}
-		mux.HandleFunc(path, methodNotAllowed(allow))
+		allowed[path] = append(allowed[path], method)
+		if method == http.MethodGet {
+			allowed[path] = append(allowed[path], http.MethodHead)
+		}
 	}
 
 	handle(http.MethodPost, "/v1/tasks", s.handleSubmit)
+	handle(http.MethodGet, "/v1/tasks", s.handleListTasks)
 	handle(http.MethodGet, "/v1/tasks/{id}", s.handleGetTask)
+	handle(http.MethodGet, "/v1/tasks/{id}/result", s.handleGetResult)
+	handle(http.MethodGet, resultLinkPrefix+"{object}", s.handleResultLink)
+	handle(http.MethodGet, "/v1/tasks/{id}/events", s.handleTaskEvents)
 	handle(http.MethodPost, "/v1/tasks/{id}/cancel", s.handleAction("cancel", false, decideCancel))
 	handle(http.MethodPost, "/v1/tasks/{id}/pause", s.handleAction("pause", false, decidePause))
 	handle(http.MethodPost, "/v1/tasks/{id}/resume", s.handleAction("resume", false, decideResume))
 	handle(http.MethodPost, "/v1/tasks/{id}/input", s.handleAction("input", true, s.decideInput))
+	handle(http.MethodGet, "/v1/types", s.handleListTypes)
+	handle(http.MethodPost, "/v1/subscriptions", s.handleCreateSubscription)
+	handle(http.MethodGet, "/v1/subscriptions", s.handleListSubscriptions)
+	handle(http.MethodGet, "/v1/subscriptions/{id}", s.handleGetSubscription)
+	handle(http.MethodDelete, "/v1/subscriptions/{id}", s.handleDeleteSubscription)
+	handle(http.MethodPost, "/v1/subscriptions/{id}/rotate", s.handleRotateSubscription)
 	handle(http.MethodGet, "/healthz", s.handleHealth)
 	handle(http.MethodGet, "/readyz", s.handleReady)
 
@@ -38,6 +53,9 @@ func (s *Server) routes() http.Handler {
 		handle(http.MethodGet, "/"+name, s.contract[name].serve)
 	}
 
+	for _, path := range paths {
+		mux.HandleFunc(path, methodNotAllowed(strings.Join(allowed[path], ", ")))
+	}
 	mux.HandleFunc("/", handleNotFound)
 	return mux
 }

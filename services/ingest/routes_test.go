@@ -113,7 +113,7 @@ func TestJSONSchemasServed(t *testing.T) {
 func TestUnknownRoute(t *testing.T) {
 	b := setup(t)
 
-	for _, path := range []string{"/", "/v2/tasks", "/v1/tasks/", "/v1/tasks/01J0000000000000000000000/events"} {
+	for _, path := range []string{"/", "/v2/tasks", "/v1/tasks/", "/v1/tasks/01J0000000000000000000000/history"} {
 		resp := b.get(t, path)
 		require.Equal(t, http.StatusNotFound, resp.status, "GET %s", path)
 		require.Equal(t, ingest.ProblemNotFound, resp.problem(t).Type)
@@ -126,8 +126,10 @@ func TestWrongMethod(t *testing.T) {
 	tests := []struct {
 		method, path, allow string
 	}{
-		{http.MethodGet, "/v1/tasks", "POST"},
-		{http.MethodDelete, "/v1/tasks", "POST"},
+		{http.MethodPut, "/v1/tasks", "POST, GET, HEAD"},
+		{http.MethodDelete, "/v1/tasks", "POST, GET, HEAD"},
+		{http.MethodPut, "/v1/subscriptions/sub_1", "GET, HEAD, DELETE"},
+		{http.MethodGet, "/v1/subscriptions/sub_1/rotate", "POST"},
 		{http.MethodPost, "/v1/tasks/01J0000000000000000000000", "GET, HEAD"},
 		{http.MethodPut, "/healthz", "GET, HEAD"},
 		{http.MethodPost, "/openapi.yaml", "GET, HEAD"},

@@ -14,6 +14,8 @@ import (
 
 	"github.com/handoff-dev/handoff/pkg/bus"
 	"github.com/handoff-dev/handoff/pkg/registry"
+	"github.com/handoff-dev/handoff/pkg/subscription"
+	"github.com/handoff-dev/handoff/pkg/webhook"
 )
 
 // HTTP server limits. Header sizes are bounded so that a client cannot make
@@ -48,7 +50,15 @@ type Server struct {
 	submissionSchema *jsonschema.Schema
 	handler          http.Handler
 
-	stopOnce sync.Once
+	auth          *authenticator
+	subscriptions *subscription.Store
+	links         *resultLinks
+
+	// draining is closed when the server starts to shut down, so that
+	// held requests and event streams end instead of delaying it.
+	draining  chan struct{}
+	drainOnce sync.Once
+	stopOnce  sync.Once
 }
 
 // New returns a server that writes to and reads from b. It validates cfg
@@ -83,10 +93,23 @@ func New(ctx context.Context, cfg Config, b *bus.Bus, log *zap.Logger) (*Server,
 		return nil, err
 	}
 
+	subs, err := subscription.NewStore(b, subscription.Options{
+		Guard:        webhook.Guard{AllowLoopback: cfg.AllowLoopback},
+		MaxPerTenant: cfg.MaxSubscriptions,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	auth, err := newAuthenticator(cfg, log.Named("auth"))
+	if err != nil {
+		return nil, fmt.Errorf("new ingest server: %w", err)
+	}
+
 	types, err := registry.Watch(ctx, b, registry.OnError(func(err error) {
 		log.Warn("task type registrations", zap.Error(err))
 	}))
 	if err != nil {
+		auth.close()
 		return nil, fmt.Errorf("new ingest server: %w", err)
 	}
 	s := &Server{
@@ -98,8 +121,12 @@ func New(ctx context.Context, cfg Config, b *bus.Bus, log *zap.Logger) (*Server,
 		maxEventData:     maxPayload - eventHeaderBytes,
 		contract:         contract,
 		submissionSchema: submissionSchema,
+		auth:             auth,
+		subscriptions:    subs,
+		draining:         make(chan struct{}),
 	}
-	s.handler = s.observe(s.routes())
+	s.links = newServerLinks(cfg, log)
+	s.handler = s.observe(s.authenticateAPI(s.routes()))
 	return s, nil
 }
 
@@ -125,6 +152,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	srv.RegisterOnShutdown(s.drain)
 	addr := ln.Addr().String()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -152,9 +180,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// Close stops the registration cache. [Server.Serve] calls it on return;
-// call it directly when Serve is never called. It is safe to call more than
-// once.
+// Close ends held requests and event streams, stops the registration
+// cache and the check of the tokens file. [Server.Serve] calls it on
+// return; call it directly when Serve is never called. It is safe to call
+// more than once.
 func (s *Server) Close() {
-	s.stopOnce.Do(s.types.Stop)
+	s.drain()
+	s.stopOnce.Do(func() {
+		s.types.Stop()
+		s.auth.close()
+	})
+}
+
+// drain ends the requests that wait for a task to change and the event
+// streams: a wait answers the task's current view, and a stream closes, so
+// its client reconnects to another instance with Last-Event-ID.
+func (s *Server) drain() {
+	s.drainOnce.Do(func() { close(s.draining) })
 }

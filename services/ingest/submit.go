@@ -23,8 +23,15 @@ const maxListedTypes = 20
 // task's submitted event and returns the task view folded from that event,
 // so the response reflects the write without reading it back.
 func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
-	tenant, p := s.tenantOf(r)
+	caller, p := s.principalOf(r)
 	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	tenant := caller.tenant
+	prefs := parsePrefer(r.Header.Values("Prefer"), s.cfg.MaxWait)
+	w.Header().Set("Vary", "Prefer")
+	if p := s.allowSubmission(caller, time.Now()); p != nil {
 		writeProblem(w, r, p)
 		return
 	}
@@ -68,7 +75,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		id = keyedTaskID(tenant, key)
 		existing, err := s.readTask(ctx, tenant, id)
 		if err == nil {
-			s.respondRepeat(w, r, existing, hash)
+			s.respondRepeat(w, r, existing, hash, prefs)
 			return
 		}
 		if !errors.Is(err, bus.ErrTaskNotFound) {
@@ -104,7 +111,7 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		// A concurrent request with the same key stored its task first.
 		existing, rerr := s.readTask(ctx, tenant, id)
 		if rerr == nil {
-			s.respondRepeat(w, r, existing, hash)
+			s.respondRepeat(w, r, existing, hash, prefs)
 			return
 		}
 		err = rerr
@@ -119,10 +126,23 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s.log.Debug("task submitted", append(logging.Task(tenant, id, req.Type), zap.Uint64(logging.KeySeq, task.LastSeq))...)
+
+	// With Prefer: wait, a task that ends in time is answered 200 with
+	// its final view, as if the request had been synchronous.
+	status := http.StatusAccepted
+	if prefs.wait > 0 {
+		s.waitForEnd(r, task, prefs.wait)
+		if task.Terminal() {
+			status = http.StatusOK
+		}
+	}
 	h := w.Header()
 	h.Set("Location", taskPath(id))
-	h.Set("Retry-After", strconv.Itoa(retryAfterSeconds(task, time.Now())))
-	writeJSON(w, http.StatusAccepted, task.View())
+	prefs.setHeaders(h)
+	if !task.Terminal() {
+		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds(task, time.Now())))
+	}
+	writeJSON(w, status, s.links.withLink(task, time.Now()))
 }
 
 // checkRequest rejects a task type that breaks the subject grammar.
@@ -138,8 +158,9 @@ func checkRequest(req *submitRequest) *Problem {
 
 // respondRepeat responds to a request whose Idempotency-Key already names
 // a task: 200 with the task's current view when the request is the same as
-// the first one, 422 otherwise.
-func (s *Server) respondRepeat(w http.ResponseWriter, r *http.Request, task *events.Task, hash string) {
+// the first one, 422 otherwise. With Prefer: wait, the view is the task's
+// final one if it ends within the wait.
+func (s *Server) respondRepeat(w http.ResponseWriter, r *http.Request, task *events.Task, hash string, prefs preferences) {
 	if task.Submission.RequestHash != hash {
 		p := newProblem(ProblemIdempotencyKeyReused, http.StatusUnprocessableEntity,
 			fmt.Sprintf("this Idempotency-Key was first used for a different request, which created task %s; use a new key for a new task", task.ID))
@@ -148,12 +169,16 @@ func (s *Server) respondRepeat(w http.ResponseWriter, r *http.Request, task *eve
 	}
 
 	s.log.Debug("idempotent repeat of a submission", append(logging.Task(task.Tenant, task.ID, task.Type), zap.Uint64(logging.KeySeq, task.LastSeq))...)
+	if prefs.wait > 0 {
+		s.waitForEnd(r, task, prefs.wait)
+	}
 	h := w.Header()
 	h.Set("Location", taskPath(task.ID))
+	prefs.setHeaders(h)
 	if !task.Terminal() {
 		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds(task, time.Now())))
 	}
-	writeJSON(w, http.StatusOK, task.View())
+	writeJSON(w, http.StatusOK, s.links.withLink(task, time.Now()))
 }
 
 // prepareSubmission checks the submission against the clock, the task
@@ -178,6 +203,9 @@ func (s *Server) prepareSubmission(req *submitRequest, now time.Time) (events.Su
 		}
 		p := newProblem(ProblemInvalidSubmission, http.StatusUnprocessableEntity, fieldsDetail(errs))
 		p.Errors = errs
+		return sub, p
+	}
+	if p := s.checkWebhookURL(sub.Webhook); p != nil {
 		return sub, p
 	}
 

@@ -29,6 +29,11 @@ func (s *Server) handleGetTask(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, p)
 		return
 	}
+	wait, p := parseWait(r.URL.Query(), s.cfg.MaxWait)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
 
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 	defer cancel()
@@ -50,6 +55,9 @@ func (s *Server) handleGetTask(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, taskNotFound(id))
 		return
 	}
+	if wait > 0 {
+		task = s.awaitChange(r, task, wait)
+	}
 
 	etag := taskETag(task)
 	h := w.Header()
@@ -62,7 +70,7 @@ func (s *Server) handleGetTask(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	writeJSON(w, http.StatusOK, task.View())
+	writeJSON(w, http.StatusOK, s.links.withLink(task, time.Now()))
 }
 
 func taskNotFound(id string) *Problem {

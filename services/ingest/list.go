@@ -1,0 +1,372 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/synadia-io/orbit.go/jetstreamext"
+	"go.uber.org/zap"
+
+	"github.com/handoff-dev/handoff/events"
+	"github.com/handoff-dev/handoff/pkg/bus"
+	"github.com/handoff-dev/handoff/pkg/logging"
+)
+
+// Bounds of the work of one GET /v1/tasks.
+const (
+	// listWindow is the first range of stream sequences scanned for
+	// tasks. Each later range is listWindowGrowth times larger, up to
+	// maxListWindow, so a tenant with few tasks in a busy stream is found
+	// in a few requests.
+	listWindow       = 1024
+	listWindowGrowth = 4
+	maxListWindow    = 1 << 20
+
+	// listBatch and listBatchBytes bound one batch direct get of the scan.
+	listBatch      = 256
+	listBatchBytes = 1 << 20
+
+	// maxListReads bounds the tasks read and folded for one page. A page
+	// that reaches it before it is full ends early, with a cursor.
+	maxListReads = 2000
+
+	// listReaders is how many tasks of a page are read at once.
+	listReaders = 16
+
+	// createdBeforeSkew is how much later than created_at a task's first
+	// event may have been stored, for the scan bound of created_before.
+	// created_at is the writer's clock, which is at most this far behind
+	// the server's for the bound to hold.
+	createdBeforeSkew = time.Minute
+
+	// headerNumPending counts the messages after this one that match a
+	// batch direct get.
+	headerNumPending = "Nats-Num-Pending"
+)
+
+// taskList is the body of GET /v1/tasks.
+type taskList struct {
+	Tasks      []events.View `json:"tasks"`
+	NextCursor string        `json:"next_cursor,omitempty"`
+}
+
+// listCandidate is a submitted or scheduled event found by the scan: maybe
+// the first event of a task.
+type listCandidate struct {
+	seq    uint64
+	taskID string
+}
+
+// handleListTasks serves GET /v1/tasks: the caller's tenant's tasks,
+// newest first, a page at a time.
+func (s *Server) handleListTasks(w http.ResponseWriter, r *http.Request) {
+	tenant, p := s.tenantOf(r)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	q, p := parseListQuery(r.URL.Query())
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	start := time.Now()
+	page, stats, err := s.listTasks(ctx, tenant, q)
+	if err != nil {
+		s.fail(w, r, storeProblem(err, "listing the tasks"), "listing tasks failed", err, zap.String(logging.KeyTenant, tenant))
+		return
+	}
+	s.log.Debug("tasks listed", zap.String(logging.KeyTenant, tenant), zap.Int("tasks", len(page.Tasks)),
+		zap.Int("candidates", stats.candidates), zap.Int("reads", stats.reads), zap.Int("batches", stats.batches),
+		zap.Duration("duration", time.Since(start)))
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, page)
+}
+
+// listStats counts the work of one listing, for the debug log and tests.
+type listStats struct {
+	candidates, reads, batches int
+}
+
+// listTasks scans the tasks stream backwards from the cursor's bound, in
+// ranges of sequences, for the tenant's submitted and scheduled events.
+// Each one that is its task's first event is a task, which is read and
+// folded for its view and status. Tasks are listed in the order of their
+// first events, newest first, and the cursor is the sequence of the last
+// one listed, so tasks created later never shift a page.
+func (s *Server) listTasks(ctx context.Context, tenant string, q listQuery) (*taskList, listStats, error) {
+	var stats listStats
+	page := &taskList{Tasks: []events.View{}}
+
+	lower, upper, err := s.listBounds(ctx, q)
+	if err != nil {
+		return nil, stats, err
+	}
+	filters := s.listFilters(tenant, q.typePattern)
+
+	window := uint64(listWindow)
+	hi := upper
+	for hi > lower {
+		lo := lower
+		if hi-lower > window {
+			lo = hi - window
+		}
+		candidates, err := s.scanCandidates(ctx, filters, lo, hi, &stats)
+		if err != nil {
+			return nil, stats, err
+		}
+		// Newest first.
+		slices.Reverse(candidates)
+
+		for len(candidates) > 0 {
+			need := q.limit - len(page.Tasks)
+			chunk := candidates[:min(len(candidates), max(need, listReaders))]
+			candidates = candidates[len(chunk):]
+			tasks, err := s.readCandidates(ctx, tenant, chunk, &stats)
+			if err != nil {
+				return nil, stats, err
+			}
+			for i, task := range tasks {
+				if task != nil && q.matches(task) {
+					page.Tasks = append(page.Tasks, task.View())
+				}
+				if len(page.Tasks) == q.limit || stats.reads >= maxListReads {
+					// The next page starts below the last task read.
+					page.NextCursor = q.encodeCursor(chunk[i].seq)
+					if len(page.Tasks) == q.limit && i == len(tasks)-1 && len(candidates) == 0 && lo == lower {
+						page.NextCursor = ""
+					}
+					return page, stats, nil
+				}
+			}
+		}
+
+		hi = lo
+		window = min(window*listWindowGrowth, maxListWindow)
+	}
+	return page, stats, nil
+}
+
+// listBounds returns the range of stream sequences, lower inclusive and
+// upper exclusive, that can hold the first events of the tasks the query
+// lists.
+func (s *Server) listBounds(ctx context.Context, q listQuery) (lower, upper uint64, err error) {
+	stream, err := s.bus.JetStream().Stream(ctx, s.bus.Names().TasksStream())
+	if err != nil {
+		return 0, 0, fmt.Errorf("read the state of the tasks stream: %w", err)
+	}
+	state := stream.CachedInfo().State
+	if state.Msgs == 0 {
+		return 0, 0, nil
+	}
+	lower, upper = state.FirstSeq, state.LastSeq+1
+	if q.before > 0 {
+		upper = min(upper, q.before)
+	}
+
+	// An event stored before created_after belongs to a task created
+	// before it, because created_at is never later than the first event's
+	// storage time.
+	if !q.createdAfter.IsZero() {
+		seq, found, err := s.firstSeqAt(ctx, q.createdAfter)
+		if err != nil {
+			return 0, 0, err
+		}
+		if !found {
+			return 0, 0, nil
+		}
+		lower = max(lower, seq)
+	}
+	if !q.createdBefore.IsZero() {
+		seq, found, err := s.firstSeqAt(ctx, q.createdBefore.Add(createdBeforeSkew))
+		if err != nil {
+			return 0, 0, err
+		}
+		if found {
+			upper = min(upper, seq)
+		}
+	}
+	return lower, max(lower, upper), nil
+}
+
+// firstSeqAt returns the sequence of the first message of the tasks stream
+// stored at or after t, or found false when there is none.
+func (s *Server) firstSeqAt(ctx context.Context, t time.Time) (uint64, bool, error) {
+	msgs, err := jetstreamext.GetBatch(ctx, s.bus.JetStream(), s.bus.Names().TasksStream(), 1, jetstreamext.GetBatchStartTime(t))
+	if err != nil {
+		return 0, false, fmt.Errorf("find the first event stored at %s: %w", t.Format(time.RFC3339), err)
+	}
+	for msg, err := range msgs {
+		if errors.Is(err, jetstreamext.ErrNoMessages) {
+			return 0, false, nil
+		}
+		if err != nil {
+			return 0, false, fmt.Errorf("find the first event stored at %s: %w", t.Format(time.RFC3339), err)
+		}
+		return msg.Sequence, true, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, false, err
+	}
+	return 0, false, fmt.Errorf("find the first event stored at %s: no answer from the server", t.Format(time.RFC3339))
+}
+
+// listFilters returns the subject filters of the events that create the
+// tenant's tasks of the type pattern: submitted and scheduled.
+func (s *Server) listFilters(tenant, typePattern string) []string {
+	if typePattern == "" {
+		typePattern = ">"
+	}
+	ns := s.bus.Names().Namespace
+	return []string{
+		ns + ".task." + tenant + ".*." + string(events.KindSubmitted) + "." + typePattern,
+		ns + ".task." + tenant + ".*." + string(events.KindScheduled) + "." + typePattern,
+	}
+}
+
+// scanCandidates returns the messages of every filter stored from
+// sequence lo to before hi, sorted by sequence.
+func (s *Server) scanCandidates(ctx context.Context, filters []string, lo, hi uint64, stats *listStats) ([]listCandidate, error) {
+	var out []listCandidate
+	for _, filter := range filters {
+		start := lo
+		for start < hi {
+			next, more, err := s.scanBatch(ctx, filter, start, hi, &out)
+			stats.batches++
+			if err != nil {
+				return nil, err
+			}
+			if !more {
+				break
+			}
+			start = next
+		}
+	}
+	slices.SortFunc(out, func(a, b listCandidate) int {
+		switch {
+		case a.seq < b.seq:
+			return -1
+		case a.seq > b.seq:
+			return 1
+		}
+		return 0
+	})
+	stats.candidates += len(out)
+	return out, nil
+}
+
+// scanBatch appends to out the messages of one batch direct get on filter
+// from sequence start that lie before hi. It returns where the next batch
+// starts and whether one is needed.
+func (s *Server) scanBatch(ctx context.Context, filter string, start, hi uint64, out *[]listCandidate) (uint64, bool, error) {
+	msgs, err := jetstreamext.GetBatch(ctx, s.bus.JetStream(), s.bus.Names().TasksStream(), listBatch,
+		jetstreamext.GetBatchSubject(filter), jetstreamext.GetBatchSeq(start), jetstreamext.GetBatchMaxBytes(listBatchBytes))
+	if err != nil {
+		return 0, false, fmt.Errorf("scan %s: %w", filter, err)
+	}
+	n := 0
+	next := start
+	pending := uint64(0)
+	for msg, err := range msgs {
+		if errors.Is(err, jetstreamext.ErrNoMessages) {
+			return 0, false, nil
+		}
+		if err != nil {
+			return 0, false, fmt.Errorf("scan %s: %w", filter, err)
+		}
+		n++
+		if msg.Sequence >= hi {
+			return 0, false, nil
+		}
+		next = msg.Sequence + 1
+		pending, _ = strconv.ParseUint(msg.Header.Get(headerNumPending), 10, 64)
+		subj, err := events.ParseSubject(msg.Subject)
+		if err != nil {
+			continue
+		}
+		*out = append(*out, listCandidate{seq: msg.Sequence, taskID: subj.TaskID})
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, false, fmt.Errorf("scan %s: no complete answer: %w", filter, err)
+	}
+	if n == 0 {
+		return 0, false, fmt.Errorf("scan %s: no answer from the server", filter)
+	}
+	return next, pending > 0, nil
+}
+
+// readCandidates reads and folds the task of each candidate, at most
+// listReaders at once. The task of a candidate is nil when the candidate
+// is not the task's first event, as for the submitted event that the
+// schedule of a delayed task publishes, or when the task is gone.
+func (s *Server) readCandidates(ctx context.Context, tenant string, candidates []listCandidate, stats *listStats) ([]*events.Task, error) {
+	tasks := make([]*events.Task, len(candidates))
+	errs := make([]error, len(candidates))
+	sem := make(chan struct{}, listReaders)
+	var wg sync.WaitGroup
+	for i, c := range candidates {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			tasks[i], errs[i] = s.readCandidate(ctx, tenant, c)
+		}()
+	}
+	wg.Wait()
+	stats.reads += len(candidates)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return tasks, nil
+}
+
+func (s *Server) readCandidate(ctx context.Context, tenant string, c listCandidate) (*events.Task, error) {
+	te, err := s.bus.ReadEvents(ctx, tenant, c.taskID, 0)
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return nil, fmt.Errorf("read task %s: %w", c.taskID, ctxErr)
+	}
+	if errors.Is(err, bus.ErrTaskNotFound) {
+		// Expired since the scan.
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	first := slices.IndexFunc(te.Events, func(ev events.Event) bool {
+		return ev.Kind == events.KindSubmitted || ev.Kind == events.KindScheduled
+	})
+	if first < 0 || te.Events[first].Seq != c.seq {
+		return nil, nil
+	}
+	task := events.Fold(te.Events)
+	task.LastSeq = max(task.LastSeq, te.LastSeq)
+	if !task.Exists() {
+		return nil, nil
+	}
+	return task, nil
+}
+
+// matches reports whether a task passes the filters that its first
+// event's subject cannot express: status and creation time.
+func (q listQuery) matches(task *events.Task) bool {
+	if len(q.statuses) > 0 && !slices.Contains(q.statuses, task.Status) {
+		return false
+	}
+	if !q.createdAfter.IsZero() && !task.Created.After(q.createdAfter) {
+		return false
+	}
+	if !q.createdBefore.IsZero() && !task.Created.Before(q.createdBefore) {
+		return false
+	}
+	return true
+}
