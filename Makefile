@@ -6,7 +6,7 @@ MODULES := events pkg schemas services/ingest services/executor services/notifie
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 
-.PHONY: run test vet lint fmt fuzz build
+.PHONY: run test vet lint fmt fuzz build bench bench-short bench-go
 
 ## run: start the whole stack on an embedded NATS server
 run:
@@ -60,3 +60,19 @@ build:
 	$(GO_BUILD) -o bin/handoff-ingest ./services/ingest/cmd/handoff-ingest
 	$(GO_BUILD) -o bin/handoff-executor ./services/executor/cmd/handoff-executor
 	$(GO_BUILD) -o bin/handoff-notifier ./services/notifier/cmd/handoff-notifier
+
+## bench: run the benchmark table of docs/performance.md (about 15 minutes)
+BENCH_FLAGS ?=
+bench:
+	$(GO) run ./cmd/handoff bench $(BENCH_FLAGS)
+
+## bench-short: the benchmark at small sizes, in under a minute; CI runs it
+## to catch a change that breaks it, and does not check the targets
+BENCH_SHORT_FLAGS := --rounds 1 --duration 1s --warmup 200ms --sleep-tasks 1000 --sleep-for 5s --retained-small 1000 --retained-large 10000 --timeout 5m
+bench-short:
+	$(GO) run ./cmd/handoff bench $(BENCH_SHORT_FLAGS)
+
+## bench-go: the go test benchmarks of the hot functions, with allocations
+bench-go:
+	cd events && $(GO) test -run '^$$' -bench . -benchmem .
+	cd pkg && $(GO) test -run '^$$' -bench . -benchmem ./bus

@@ -50,6 +50,7 @@ Start a local stack with 'handoff dev', then submit tasks to it.`,
 		newListenCmd(),
 		newProvisionCmd(),
 		newReplayCmd(),
+		newBenchCmd(),
 	)
 	return root
 }

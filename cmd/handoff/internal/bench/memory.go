@@ -1,0 +1,236 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/handoff-dev/handoff/events"
+	"github.com/handoff-dev/handoff/pkg/bus"
+	"github.com/handoff-dev/handoff/services/executor"
+)
+
+// memoryTarget is the most memory an in-flight task may cost the executor.
+const memoryTarget = 16 << 10
+
+// memoryPool is the executor pool that runs the sleep tasks.
+const memoryPool = "bench-memory"
+
+// steadyWait is how long the sleep tasks run after the last one started
+// before the memory is measured, so that each has written progress.
+const steadyWait = 2 * time.Second
+
+// submitWindow bounds the asynchronous appends in flight while sleep
+// tasks are submitted.
+const submitWindow = 1024
+
+// memoryRow measures the executor's memory per in-flight task: the growth
+// of the process's live heap and goroutine stacks from executors at rest
+// to executors running cfg.SleepTasks sleep tasks at once.
+func (g *generator) memoryRow(ctx context.Context) ([]Row, error) {
+	n := g.cfg.SleepTasks
+	// One executor runs at most MaxConcurrency tasks, so a larger n takes
+	// a pool of several instances.
+	instances := (n + executor.MaxConcurrency - 1) / executor.MaxConcurrency
+	perInstance := (n + instances - 1) / instances
+	for i := range instances {
+		name := fmt.Sprintf("%s-%d", memoryPool, i+1)
+		svc, err := g.st.startExecutor(ctx, name, executor.Config{
+			Pool:          memoryPool,
+			Instance:      name,
+			Concurrency:   perInstance,
+			MaxAckPending: max(executor.DefaultMaxAckPending, perInstance*instances),
+			Types:         map[string]executor.TypeConfig{sleepType: {Description: "Benchmark sleep", Handler: executor.HandlerSleep}},
+		})
+		if err != nil {
+			return nil, err
+		}
+		defer g.st.stopService(svc)
+	}
+
+	setupCtx, cancel := context.WithTimeout(ctx, stackIOTimeout)
+	defer cancel()
+	if err := waitForTypes(setupCtx, g.st.client, sleepType); err != nil {
+		return nil, err
+	}
+	counts, err := countSleepEvents(g.st.client)
+	if err != nil {
+		return nil, err
+	}
+	defer counts.stop()
+
+	input, err := json.Marshal(map[string]float64{"seconds": g.cfg.SleepFor.Seconds()})
+	if err != nil {
+		return nil, err
+	}
+	var rest, perTask []float64
+	var failures []string
+	for round := 1; round <= g.cfg.Rounds && ctx.Err() == nil; round++ {
+		r, p, err := g.memoryRound(ctx, round, counts, input)
+		if err != nil {
+			failures = append(failures, fmt.Sprintf("round %d: %v", round, err))
+			fmt.Fprintf(g.cfg.Progress, "%s round %d/%d: %v\n", RowMemory, round, g.cfg.Rounds, err)
+			continue
+		}
+		rest, perTask = append(rest, r), append(perTask, p)
+		fmt.Fprintf(g.cfg.Progress, "%s round %d/%d: at rest %.1f MiB, %.2f KiB per in-flight task\n", RowMemory, round, g.cfg.Rounds, r/(1<<20), p/(1<<10))
+	}
+
+	row := Row{
+		Figure:        fmt.Sprintf("executor memory per in-flight task, %d sleep tasks running", n),
+		BaselineValue: median(rest),
+		HandoffValue:  median(perTask),
+		Ratio:         math.NaN(),
+		Target:        Target{Text: fmt.Sprintf("≤ %d KiB per task", memoryTarget>>10)},
+		Failures:      failures,
+	}
+	row.Baseline = fmt.Sprintf("at rest: %.1f MiB live heap and stacks", row.BaselineValue/(1<<20))
+	row.Handoff = fmt.Sprintf("%.2f KiB per task", row.HandoffValue/(1<<10))
+	row.Met = len(perTask) > 0 && row.HandoffValue <= memoryTarget
+	row.Notes = append(row.Notes, fmt.Sprintf("%d executor instances of concurrency %d; the growth of the whole process, so it includes the embedded server's index of the tasks' subjects", instances, perInstance))
+	return []Row{row}, nil
+}
+
+// memoryRound submits the sleep tasks, measures the memory once all of
+// them run, and waits until they ended. It returns the memory at rest and
+// per task in bytes.
+func (g *generator) memoryRound(ctx context.Context, round int, counts *sleepCounts, input json.RawMessage) (rest, perTask float64, err error) {
+	n := uint64(g.cfg.SleepTasks)
+	startedBefore, endedBefore := counts.started.Load(), counts.ended.Load()
+	profile := g.cfg.ProfileDir != "" && round == 1
+
+	atRest := liveBytes()
+	if profile {
+		if err := writeProfile(g.cfg.ProfileDir, "memory-heap-rest.pprof", "heap"); err != nil {
+			return 0, 0, err
+		}
+	}
+	submitted := time.Now()
+	if err := g.submitSleepTasks(ctx, int(n), input); err != nil {
+		return 0, 0, err
+	}
+
+	allStarted := submitted.Add(g.cfg.SleepFor)
+	for counts.started.Load()-startedBefore < n {
+		if time.Now().After(allStarted) || !sleep(ctx, 20*time.Millisecond) {
+			return 0, 0, fmt.Errorf("only %d of %d sleep tasks started within --sleep-for %s; raise it", counts.started.Load()-startedBefore, n, g.cfg.SleepFor)
+		}
+	}
+	wait := min(steadyWait, time.Until(allStarted)-time.Second)
+	sleep(ctx, max(wait, 0))
+	if ended := counts.ended.Load() - endedBefore; ended > 0 {
+		return 0, 0, fmt.Errorf("%d sleep tasks ended before the measurement; raise --sleep-for above %s", ended, g.cfg.SleepFor)
+	}
+	busy := liveBytes()
+	if profile {
+		if err := writeProfile(g.cfg.ProfileDir, "memory-heap.pprof", "heap"); err != nil {
+			return 0, 0, err
+		}
+	}
+
+	allEnded := time.Now().Add(g.cfg.SleepFor + 2*time.Minute)
+	for counts.ended.Load()-endedBefore < n {
+		if time.Now().After(allEnded) || !sleep(ctx, 50*time.Millisecond) {
+			return 0, 0, fmt.Errorf("only %d of %d sleep tasks ended in time", counts.ended.Load()-endedBefore, n)
+		}
+	}
+	return float64(atRest), (float64(busy) - float64(atRest)) / float64(n), nil
+}
+
+// submitSleepTasks appends n submitted events of sleep tasks, with at most
+// submitWindow appends in flight.
+func (g *generator) submitSleepTasks(ctx context.Context, n int, input json.RawMessage) error {
+	type pending struct {
+		ev *events.Event
+		f  jetstream.PubAckFuture
+	}
+	opts := bus.AppendOptions{TTL: events.DefaultTTL}
+	var inFlight []pending
+	wait := func(p pending) error {
+		ctx, cancel := context.WithTimeout(ctx, opTimeout)
+		defer cancel()
+		_, err := bus.AppendResult(ctx, p.ev, opts, p.f)
+		return err
+	}
+	for range n {
+		if len(inFlight) == submitWindow {
+			if err := wait(inFlight[0]); err != nil {
+				return err
+			}
+			inFlight = inFlight[1:]
+		}
+		ev, err := events.NewEvent(events.KindSubmitted, benchTenant, events.NewID(), sleepType, agentSource, events.Submission{Input: input})
+		if err != nil {
+			return err
+		}
+		f, err := g.st.client.AppendAsync(&ev, opts)
+		if err != nil {
+			return err
+		}
+		inFlight = append(inFlight, pending{&ev, f})
+	}
+	for _, p := range inFlight {
+		if err := wait(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sleepCounts counts the started and terminal events of sleep tasks with
+// core NATS subscriptions, which see every message published to the
+// stream.
+type sleepCounts struct {
+	started atomic.Uint64
+	ended   atomic.Uint64
+	subs    []*nats.Subscription
+}
+
+func countSleepEvents(b *bus.Bus) (*sleepCounts, error) {
+	c := &sleepCounts{}
+	subjects := map[string]*atomic.Uint64{b.Names().KindFilter(events.KindStarted, sleepType): &c.started}
+	for _, f := range terminalFilters(b.Names(), benchTenant, sleepType) {
+		subjects[f] = &c.ended
+	}
+	for subject, counter := range subjects {
+		sub, err := b.Conn().Subscribe(subject, func(*nats.Msg) { counter.Add(1) })
+		if err != nil {
+			c.stop()
+			return nil, fmt.Errorf("subscribe to %s: %w", subject, err)
+		}
+		// The counters must not lose messages to a slow consumer.
+		if err := sub.SetPendingLimits(-1, -1); err != nil {
+			c.stop()
+			return nil, err
+		}
+		c.subs = append(c.subs, sub)
+	}
+	if err := b.Conn().Flush(); err != nil {
+		c.stop()
+		return nil, fmt.Errorf("flush subscriptions: %w", err)
+	}
+	return c, nil
+}
+
+func (c *sleepCounts) stop() {
+	for _, s := range c.subs {
+		_ = s.Unsubscribe()
+	}
+}
+
+// liveBytes returns the live heap and the goroutine stacks after a
+// garbage collection.
+func liveBytes() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc + m.StackInuse
+}
