@@ -40,6 +40,10 @@ type contract struct {
 }
 
 var loadContract = sync.OnceValues(func() (*contract, error) {
+	// An event stream is checked as text: its events are checked by the
+	// tests that read it.
+	openapi3filter.RegisterBodyDecoder(ingest.ContentTypeEventStream, openapi3filter.PlainBodyDecoder)
+
 	loader := openapi3.NewLoader()
 	loader.IsExternalRefsAllowed = true
 	// Only the embedded files can be read, whatever a reference names.
@@ -133,10 +137,19 @@ func checkContract(t testing.TB, req *http.Request, resp *response) {
 	case ingest.ContentTypeProblem:
 		checkProblemBody(t, c, req, resp)
 	case ingest.ContentTypeJSON:
-		if route.Operation.OperationID == "submitTask" || route.Operation.OperationID == "getTask" {
+		switch route.Operation.OperationID {
+		case "submitTask", "getTask":
 			var v any
 			require.NoError(t, json.Unmarshal(resp.body, &v))
 			require.NoError(t, c.taskView.Validate(v), "task view does not match task-view.json: %s", resp.body)
+		case "listTasks":
+			var page struct {
+				Tasks []any `json:"tasks"`
+			}
+			require.NoError(t, json.Unmarshal(resp.body, &page))
+			for _, v := range page.Tasks {
+				require.NoError(t, c.taskView.Validate(v), "listed task view does not match task-view.json: %s", resp.body)
+			}
 		}
 	}
 }

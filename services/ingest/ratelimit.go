@@ -69,7 +69,7 @@ func (s *Server) rateLimited(p *principal, delay time.Duration) *Problem {
 	seconds := max(1, int(math.Ceil(delay.Seconds())))
 	s.log.Debug("submission over the rate limit", append(tokenFields(p), zap.Duration("delay", delay))...)
 	problem := newProblem(ProblemRateLimited, http.StatusTooManyRequests,
-		fmt.Sprintf("this token may submit %g tasks per second, %d at once; retry after %d s", float64(p.limiter.Limit()), p.limiter.Burst(), seconds))
+		fmt.Sprintf("the rate limit allows %g submissions per second with a burst of %d; retry after %d s", float64(p.limiter.Limit()), p.limiter.Burst(), seconds))
 	problem.retryAfter = seconds
 	return problem
 }
