@@ -137,7 +137,7 @@ func (s *Server) listTasks(ctx context.Context, tenant string, q listQuery) (*ta
 			}
 			for i, task := range tasks {
 				if task != nil && q.matches(task) {
-					page.Tasks = append(page.Tasks, task.View())
+					page.Tasks = append(page.Tasks, s.links.withLink(task, time.Now()))
 				}
 				if len(page.Tasks) == q.limit || stats.reads >= maxListReads {
 					// The next page starts below the last task read.
