@@ -71,7 +71,9 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		zap.String("namespace", cfg.Namespace),
 		zap.Int("max_input_bytes", cfg.MaxInputBytes),
 		zap.Bool("allow_unregistered_types", cfg.AllowUnregisteredTypes),
-		zap.Duration("max_ttl", cfg.MaxTTL))
+		zap.Duration("max_ttl", cfg.MaxTTL),
+		zap.Bool("result_signing_key_set", cfg.ResultSigningKey != ""),
+		zap.Duration("result_link_ttl", cfg.ResultLinkTTL))
 
 	nc, err := bus.Connect(ctx, o.natsURL, "handoff-ingest", connectionLogging(log)...)
 	if err != nil {
