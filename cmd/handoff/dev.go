@@ -123,6 +123,12 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 			return err
 		}
 	}
+	var resultKey string
+	if o.runs(serviceIngest) {
+		if resultKey, err = loadOrCreateResultKey(o.dataDir); err != nil {
+			return err
+		}
+	}
 
 	var execCfg executor.Config
 	if o.runs(serviceExecutor) {
@@ -197,7 +203,7 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		srv, err := ingest.New(ctx, ingest.Config{Namespace: o.namespace}, b, log.Named("ingest"))
+		srv, err := ingest.New(ctx, ingest.Config{Namespace: o.namespace, ResultSigningKey: resultKey}, b, log.Named("ingest"))
 		if err != nil {
 			b.Conn().Close()
 			return err

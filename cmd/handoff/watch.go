@@ -46,7 +46,7 @@ succeeded and 1 when it ended otherwise.`,
 			if err != nil {
 				return err
 			}
-			return printOutcome(cmd.OutOrStdout(), v)
+			return printOutcome(cmd.OutOrStdout(), cmd.ErrOrStderr(), v, api.url)
 		},
 	}
 	api.register(cmd)
@@ -55,13 +55,17 @@ succeeded and 1 when it ended otherwise.`,
 }
 
 // printOutcome prints the result of a succeeded task, or its error, and
-// turns any other end than success into exit status 1.
-func printOutcome(w io.Writer, v *events.View) error {
+// turns any other end than success into exit status 1. A result stored by
+// reference is printed as its result_ref, with the link made absolute
+// against apiURL, and errOut gets a line that says where to download it.
+func printOutcome(w, errOut io.Writer, v *events.View, apiURL string) error {
 	switch {
 	case v.Status == events.StatusSucceeded && v.ResultRef != nil:
-		if err := printJSON(w, v.ResultRef); err != nil {
+		ref := *v.ResultRef
+		if err := printJSON(w, resolveLink(ref, apiURL)); err != nil {
 			return err
 		}
+		printDownload(errOut, v.ID, resolveLink(ref, apiURL))
 	case v.Status == events.StatusSucceeded:
 		if err := printJSON(w, v.Result); err != nil {
 			return err
