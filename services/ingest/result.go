@@ -102,7 +102,8 @@ func (s *Server) handleGetResult(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(task.Result)
 }
 
-// resultConflictDetail says why a task has no result to return.
+// resultConflictDetail returns the problem detail that explains why a task
+// has no result to return.
 func resultConflictDetail(task *events.Task) string {
 	if task.Terminal() {
 		return fmt.Sprintf("task %s ended as %s, so it has no result; its view has the error", task.ID, task.Status)

@@ -43,7 +43,7 @@ const (
 var (
 	errLinkMalformed = errors.New("the link lacks a valid expires or sig parameter")
 	errLinkSignature = errors.New("the link's signature does not match; it was changed or made with another key")
-	errLinkExpired   = errors.New("the link has expired")
+	errLinkExpired   = errors.New("the link expired")
 )
 
 // resultLinks makes and checks the signed links to results stored by
