@@ -71,6 +71,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		zap.String("namespace", cfg.Namespace),
 		zap.Int("max_input_bytes", cfg.MaxInputBytes),
 		zap.Bool("allow_unregistered_types", cfg.AllowUnregisteredTypes),
+		zap.Bool("allow_loopback", cfg.AllowLoopback),
 		zap.Duration("max_ttl", cfg.MaxTTL),
 		zap.Bool("result_signing_key_set", cfg.ResultSigningKey != ""),
 		zap.Duration("result_link_ttl", cfg.ResultLinkTTL))

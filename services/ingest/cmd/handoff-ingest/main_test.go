@@ -38,6 +38,7 @@ func TestParseOptionsDefaults(t *testing.T) {
 	require.Equal(t, "handoff", o.cfg.Namespace)
 	require.Equal(t, 256<<10, o.cfg.MaxInputBytes)
 	require.False(t, o.cfg.AllowUnregisteredTypes)
+	require.False(t, o.cfg.AllowLoopback)
 	require.Equal(t, 7*24*time.Hour, o.cfg.MaxTTL)
 	require.Equal(t, "json", o.logFormat)
 	require.Equal(t, "info", o.logLevel)
@@ -50,6 +51,7 @@ func TestParseOptionsPrecedence(t *testing.T) {
 		"HANDOFF_NAMESPACE":                "staging",
 		"HANDOFF_MAX_INPUT_BYTES":          "1024",
 		"HANDOFF_ALLOW_UNREGISTERED_TYPES": "true",
+		"HANDOFF_ALLOW_LOOPBACK":           "true",
 		"HANDOFF_LOG_LEVEL":                "debug",
 	}
 	o, err := parseOptions([]string{"--http-addr", "127.0.0.1:7070", "--log-level=warn", "--max-ttl", "1h"}, env(vars), io.Discard)
@@ -61,6 +63,7 @@ func TestParseOptionsPrecedence(t *testing.T) {
 	require.Equal(t, "staging", o.cfg.Namespace)
 	require.Equal(t, 1024, o.cfg.MaxInputBytes)
 	require.True(t, o.cfg.AllowUnregisteredTypes)
+	require.True(t, o.cfg.AllowLoopback)
 	require.Equal(t, time.Hour, o.cfg.MaxTTL)
 	require.Equal(t, "json", o.logFormat, "the default remains without flag or variable")
 }

@@ -42,6 +42,7 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), output i
 	fs.StringVar(&o.cfg.Namespace, "namespace", events.DefaultNamespace, "first token of every subject and prefix of the stream names")
 	fs.IntVar(&o.cfg.MaxInputBytes, "max-input-bytes", ingest.DefaultMaxInputBytes, "largest task input accepted, in bytes")
 	fs.BoolVar(&o.cfg.AllowUnregisteredTypes, "allow-unregistered-types", false, "accept task types that no live executor has registered, without checking their input")
+	fs.BoolVar(&o.cfg.AllowLoopback, "allow-loopback", false, "accept webhook URLs on loopback addresses and localhost, for a stack on one machine")
 	fs.DurationVar(&o.cfg.MaxTTL, "max-ttl", ingest.DefaultMaxTTL, "longest ttl a task may keep; longer requests are lowered to it")
 	fs.StringVar(&o.cfg.ResultSigningKey, "result-signing-key", "", "secret of at least 32 bytes that signs links to stored results; give every instance the same one, preferably through the environment, which ps does not show (default: a random key per start, whose links only this instance accepts)")
 	fs.DurationVar(&o.cfg.ResultLinkTTL, "result-link-ttl", ingest.DefaultResultLinkTTL, "how long a signed link to a stored result works")
