@@ -1,5 +1,11 @@
 // Package client is the Go SDK of Handoff's HTTP API: submit a task, read
-// its view, wait for it to end, and cancel, pause, resume or answer it.
+// its view, wait for it to end or follow its events, list tasks and task
+// types, cancel, pause, resume or answer a task, and manage webhook
+// subscriptions.
+//
+// The examples compile but do not run here, because a server needs
+// services/ingest, which depends on this module. The tests of
+// services/ingest run the same calls against a real server.
 package client
 
 import (
@@ -130,41 +136,78 @@ func (c *Client) Get(ctx context.Context, id string) (*events.View, time.Duratio
 	return &v, retryAfter(resp.Header), nil
 }
 
-// Wait polls the task until it ends or ctx is done, following the
-// server's Retry-After hints capped at maxInterval (zero means no cap),
-// and calls onChange, if not nil, with every view whose sequence moved.
+// DefaultHold is how long [Client.Wait] lets the server hold one request
+// for a change of the task when its maxInterval is zero.
+const DefaultHold = 30 * time.Second
+
+// Wait waits until the task ends or ctx is done, and calls onChange, if
+// not nil, with the current view and then every view whose sequence
+// moved. After the first read, each request asks the server to hold the
+// response until the task changes (GET /v1/tasks/{id}?wait=), for at most
+// maxInterval, or DefaultHold when it is zero or longer, so changes arrive
+// as they happen and an idle task costs one request per hold. When ctx
+// ends the wait, Wait returns the last view with ctx's error.
 func (c *Client) Wait(ctx context.Context, id string, maxInterval time.Duration, onChange func(*events.View)) (*events.View, error) {
-	var last uint64
+	hold := maxInterval
+	if hold <= 0 || hold > DefaultHold {
+		hold = DefaultHold
+	}
+	var last *events.View
+	etag := ""
 	for {
-		v, hint, err := c.Get(ctx, id)
+		// The first read is not held, so the caller sees the task at once.
+		wait := hold
+		if last == nil {
+			wait = 0
+		}
+		v, tag, err := c.getHeld(ctx, id, wait, etag)
 		if err != nil {
+			if ctx.Err() != nil {
+				return last, ctx.Err()
+			}
 			return nil, err
 		}
-		if v.Sequence != last {
-			last = v.Sequence
-			if onChange != nil {
-				onChange(v)
+		if v != nil {
+			if last == nil || v.Sequence != last.Sequence {
+				if onChange != nil {
+					onChange(v)
+				}
 			}
+			last, etag = v, tag
 		}
-		if v.Status.Terminal() {
-			return v, nil
-		}
-
-		wait := hint
-		if wait <= 0 {
-			wait = time.Second
-		}
-		if maxInterval > 0 && wait > maxInterval {
-			wait = maxInterval
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return v, ctx.Err()
-		case <-t.C:
+		if last.Status.Terminal() {
+			return last, nil
 		}
 	}
+}
+
+// getHeld sends GET /v1/tasks/{id}?wait=hold, without wait for a zero
+// hold, with If-None-Match etag. It returns the view and its ETag, or a
+// nil view when the task did not change.
+func (c *Client) getHeld(ctx context.Context, id string, hold time.Duration, etag string) (*events.View, string, error) {
+	hreq, err := c.newRequest(ctx, http.MethodGet, "/v1/tasks/"+url.PathEscape(id), nil)
+	if err != nil {
+		return nil, "", err
+	}
+	if hold > 0 {
+		hreq.URL.RawQuery = url.Values{"wait": {hold.String()}}.Encode()
+	}
+	if etag != "" {
+		hreq.Header.Set("If-None-Match", etag)
+	}
+	resp, err := c.do(hreq, http.StatusOK, http.StatusNotModified)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotModified {
+		return nil, etag, nil
+	}
+	var v events.View
+	if err := decode(resp, &v); err != nil {
+		return nil, "", err
+	}
+	return &v, resp.Header.Get("ETag"), nil
 }
 
 func (c *Client) newRequest(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
