@@ -61,6 +61,10 @@ func parseListQuery(values url.Values) (listQuery, *Problem) {
 	}
 	slices.Sort(unknown)
 	for _, name := range unknown {
+		if name == "" {
+			add(`""`, "a parameter has no name; remove the stray '='")
+			continue
+		}
 		add(excerpt(name), "is not a parameter of this request; use "+strings.Join(listParams, ", "))
 	}
 
