@@ -74,7 +74,15 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		zap.Bool("allow_loopback", cfg.AllowLoopback),
 		zap.Duration("max_ttl", cfg.MaxTTL),
 		zap.Bool("result_signing_key_set", cfg.ResultSigningKey != ""),
-		zap.Duration("result_link_ttl", cfg.ResultLinkTTL))
+		zap.Duration("result_link_ttl", cfg.ResultLinkTTL),
+		zap.String("auth", string(cfg.Auth)),
+		zap.String("tokens_file", cfg.TokensFile),
+		zap.Float64("rate_limit", cfg.RateLimit),
+		zap.Int("rate_burst", cfg.RateBurst),
+		zap.Duration("max_wait", cfg.MaxWait))
+	if cfg.Auth == ingest.AuthNone {
+		log.Warn("authentication is off (--auth=none): every caller is tenant \"default\"; use it only where no one else can reach the API")
+	}
 
 	nc, err := bus.Connect(ctx, o.natsURL, "handoff-ingest", connectionLogging(log)...)
 	if err != nil {
@@ -101,7 +109,9 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		srv.Close()
 		return fmt.Errorf("listen on %s: %w", o.httpAddr, err)
 	}
+	stopReloads := reloadOnHangup(srv, log)
 	err = srv.Serve(ctx, ln)
+	stopReloads()
 
 	// Serve has returned, so no request uses the connection any more.
 	if derr := drain(nc, drainTimeout); derr != nil {
@@ -109,6 +119,33 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	}
 	log.Info("stopped")
 	return err
+}
+
+// reloadOnHangup reloads the tokens file on each SIGHUP until the returned
+// function is called.
+func reloadOnHangup(srv *ingest.Server, log *zap.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for {
+			select {
+			case <-hup:
+				log.Info("reloading the tokens file on SIGHUP")
+				// ReloadTokens logs its own failure.
+				_ = srv.ReloadTokens()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		<-finished
+	}
 }
 
 // connectionLogging logs the NATS connection's state changes and the

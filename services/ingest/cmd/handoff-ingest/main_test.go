@@ -7,6 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 
 	"github.com/handoff-dev/handoff/pkg/bus"
 	"github.com/handoff-dev/handoff/pkg/natstest"
+	"github.com/handoff-dev/handoff/services/ingest"
 )
 
 func TestMain(m *testing.M) {
@@ -154,4 +158,82 @@ func TestRedactURL(t *testing.T) {
 	got := redactURL("nats://alice:s3cret@nats.example:4222")
 	require.NotContains(t, got, "s3cret")
 	require.NotContains(t, got, "alice")
+}
+
+func TestParseOptionsAuth(t *testing.T) {
+	o, err := parseOptions(nil, env(nil), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, ingest.AuthNone, o.cfg.Auth, "the default suits a local stack")
+	require.Empty(t, o.cfg.TokensFile)
+	require.Zero(t, o.cfg.RateLimit, "unlimited by default")
+
+	vars := map[string]string{"HANDOFF_AUTH": "tokens", "HANDOFF_TOKENS_FILE": "/etc/handoff/tokens.jsonl"}
+	o, err = parseOptions([]string{"--rate-limit", "2.5", "--rate-burst", "5", "--max-wait", "30s", "--tokens-check-interval", "-1s", "--allow-loopback-webhooks", "--max-subscriptions", "20"}, env(vars), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, ingest.AuthTokens, o.cfg.Auth)
+	require.Equal(t, "/etc/handoff/tokens.jsonl", o.cfg.TokensFile)
+	require.InDelta(t, 2.5, o.cfg.RateLimit, 1e-9)
+	require.Equal(t, 5, o.cfg.RateBurst)
+	require.Equal(t, 30*time.Second, o.cfg.MaxWait)
+	require.Equal(t, -time.Second, o.cfg.TokensCheckInterval)
+	require.True(t, o.cfg.AllowLoopback)
+	require.Equal(t, 20, o.cfg.MaxSubscriptions)
+}
+
+func TestRunRejectsTokensWithoutFile(t *testing.T) {
+	err := run(context.Background(), []string{"--auth", "tokens"}, env(nil), io.Discard)
+	require.ErrorContains(t, err, "TokensFile is empty")
+
+	err = run(context.Background(), []string{"--auth", "ldap"}, env(nil), io.Discard)
+	require.ErrorContains(t, err, `Auth is "ldap"`)
+}
+
+func TestRunReloadsTokensOnSIGHUP(t *testing.T) {
+	ns := natstest.Start(t)
+	ns.Bus(t)
+	addr := freeAddr(t)
+	path := filepath.Join(t.TempDir(), "tokens.jsonl")
+	oldToken, oldEntry, err := ingest.NewToken("acme", "old")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, []byte(oldEntry.Line()+"\n"), 0o600))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--nats-url", ns.URL, "--http-addr", addr, "--log-level", "error",
+			"--auth", "tokens", "--tokens-file", path, "--tokens-check-interval", "-1s"}, env(nil), io.Discard)
+	}()
+
+	client := &http.Client{Transport: &http.Transport{}, Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	status := func(token string) int {
+		req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/types", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Eventually(t, func() bool { return status(oldToken) == http.StatusOK }, 10*time.Second, 20*time.Millisecond)
+
+	newToken, newEntry, err := ingest.NewToken("acme", "new")
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path, []byte(newEntry.Line()+"\n"), 0o600))
+	require.Equal(t, http.StatusUnauthorized, status(newToken), "the file is read again only on SIGHUP")
+
+	require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
+	require.Eventually(t, func() bool { return status(newToken) == http.StatusOK }, 10*time.Second, 20*time.Millisecond)
+	require.Equal(t, http.StatusUnauthorized, status(oldToken))
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not return after its context ended")
+	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/handoff-dev/handoff/events"
 	"github.com/handoff-dev/handoff/pkg/logging"
+	"github.com/handoff-dev/handoff/pkg/subscription"
 	"github.com/handoff-dev/handoff/services/ingest"
 )
 
@@ -22,6 +23,7 @@ type options struct {
 	httpAddr  string
 	logFormat string
 	logLevel  string
+	auth      string
 	cfg       ingest.Config
 }
 
@@ -44,6 +46,14 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), output i
 	fs.BoolVar(&o.cfg.AllowUnregisteredTypes, "allow-unregistered-types", false, "accept task types that no live executor has registered, without checking their input")
 	fs.BoolVar(&o.cfg.AllowLoopback, "allow-loopback", false, "accept webhook URLs on loopback addresses and localhost, for a stack on one machine")
 	fs.DurationVar(&o.cfg.MaxTTL, "max-ttl", ingest.DefaultMaxTTL, "longest ttl a task may keep; longer requests are lowered to it")
+	fs.BoolVar(&o.cfg.AllowLoopback, "allow-loopback-webhooks", false, "the same as --allow-loopback")
+	fs.StringVar(&o.auth, "auth", string(ingest.AuthNone), "authentication: none (every caller is tenant \"default\"; local use only) or tokens (bearer tokens of --tokens-file)")
+	fs.StringVar(&o.cfg.TokensFile, "tokens-file", "", "file of bearer token hashes with their tenants, one JSON object per line, as handoff token create prints them")
+	fs.DurationVar(&o.cfg.TokensCheckInterval, "tokens-check-interval", ingest.DefaultTokensCheck, "how often to check --tokens-file for changes and reload it; negative turns the check off, leaving SIGHUP")
+	fs.Float64Var(&o.cfg.RateLimit, "rate-limit", 0, "submissions per second of a token whose entry sets no rate, and of all callers with --auth=none; 0 is unlimited")
+	fs.IntVar(&o.cfg.RateBurst, "rate-burst", 0, "submissions at once above --rate-limit; 0 means --rate-limit rounded up")
+	fs.DurationVar(&o.cfg.MaxWait, "max-wait", ingest.DefaultMaxWait, "longest a request may wait for a task with ?wait= or Prefer: wait")
+	fs.IntVar(&o.cfg.MaxSubscriptions, "max-subscriptions", subscription.DefaultMaxPerTenant, "most webhook subscriptions one tenant may have, up to 500")
 	fs.StringVar(&o.cfg.ResultSigningKey, "result-signing-key", "", "secret of at least 32 bytes that signs links to stored results; give every instance the same one, preferably through the environment, which ps does not show (default: a random key per start, whose links only this instance accepts)")
 	fs.DurationVar(&o.cfg.ResultLinkTTL, "result-link-ttl", ingest.DefaultResultLinkTTL, "how long a signed link to a stored result works")
 	fs.StringVar(&o.logFormat, "log-format", string(logging.FormatJSON), "log format: json or console")
@@ -70,6 +80,7 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), output i
 			}
 		}
 	})
+	o.cfg.Auth = ingest.AuthMode(o.auth)
 	return o, errors.Join(errs...)
 }
 
