@@ -47,6 +47,7 @@ type devOptions struct {
 	webhookSecret string
 	services      []string
 	auth          string
+	tokensFile    string
 	namespace     string
 	logLevel      string
 }
@@ -72,7 +73,8 @@ stack is local. Stop it with Ctrl-C.`,
 	f.StringVar(&o.config, "config", "examples/handoff.yaml", "task type file of the executor")
 	f.StringVar(&o.webhookSecret, "webhook-secret", "", "whsec_ secret that signs webhooks (generated and printed when empty)")
 	f.StringSliceVar(&o.services, "services", allServices, "services to run in this process: any of ingest, executor, notifier")
-	f.StringVar(&o.auth, "auth", "none", "API authentication; only none is available in dev")
+	f.StringVar(&o.auth, "auth", "none", "API authentication: none (every caller is tenant \"default\") or tokens (bearer tokens of --tokens-file)")
+	f.StringVar(&o.tokensFile, "tokens-file", "", "tokens file of --auth=tokens, as handoff token create prints its lines")
 	f.StringVar(&o.namespace, "namespace", "handoff", "first token of every subject and prefix of the stream names")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
@@ -84,8 +86,11 @@ func (o *devOptions) validate() error {
 			return fmt.Errorf("invalid --services value %q: use any of %s", s, strings.Join(allServices, ", "))
 		}
 	}
-	if o.auth != "none" {
-		return fmt.Errorf("invalid --auth %q: dev supports only none", o.auth)
+	if o.auth != string(ingest.AuthNone) && o.auth != string(ingest.AuthTokens) {
+		return fmt.Errorf("invalid --auth %q: use none or tokens", o.auth)
+	}
+	if (o.auth == string(ingest.AuthTokens)) != (o.tokensFile != "") {
+		return fmt.Errorf("invalid --auth %q with --tokens-file %q: --auth=tokens needs --tokens-file, and only it takes one", o.auth, o.tokensFile)
 	}
 	if o.natsPort == 0 || o.natsPort < -1 || o.natsPort > 65535 {
 		return fmt.Errorf("invalid --nats-port %d: use 1 to 65535, or -1 for any free port", o.natsPort)
@@ -203,7 +208,7 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		srv, err := ingest.New(ctx, ingest.Config{Namespace: o.namespace, ResultSigningKey: resultKey}, b, log.Named("ingest"))
+		srv, err := ingest.New(ctx, ingest.Config{Namespace: o.namespace, ResultSigningKey: resultKey, AllowLoopback: true, Auth: ingest.AuthMode(o.auth), TokensFile: o.tokensFile}, b, log.Named("ingest"))
 		if err != nil {
 			b.Conn().Close()
 			return err
@@ -238,7 +243,7 @@ func printBanner(out io.Writer, o devOptions, natsURL string, ln net.Listener, t
 	if o.runs(serviceNotifier) {
 		fmt.Fprintf(out, "  Webhook secret: %s%s\n", o.webhookSecret, secretNote)
 	}
-	if o.runs(serviceIngest) {
+	if o.runs(serviceIngest) && o.auth == string(ingest.AuthNone) {
 		fmt.Fprintln(out, "WARNING: authentication is off (--auth=none): every caller is tenant \"default\". Use this stack only on this machine.")
 	}
 	fmt.Fprintln(out, "Ready.")

@@ -51,6 +51,7 @@ Start a local stack with 'handoff dev', then submit tasks to it.`,
 		newProvisionCmd(),
 		newReplayCmd(),
 		newBenchCmd(),
+		newTokenCmd(),
 	)
 	return root
 }
