@@ -279,6 +279,9 @@ func (s *Server) unknownType(taskType string) *Problem {
 	case len(names) > 0:
 		known = fmt.Sprintf("registered task types are %s", strings.Join(names, ", "))
 	}
+	if len(names) > 0 {
+		known += " (GET /v1/types describes them)"
+	}
 	p := newProblem(ProblemUnknownTaskType, http.StatusUnprocessableEntity,
 		fmt.Sprintf("task type %q is not registered by any live executor; %s", taskType, known))
 	p.Errors = []ProblemError{{Field: "type", Message: "is not registered by any live executor"}}
