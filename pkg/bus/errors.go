@@ -12,6 +12,11 @@ var (
 	// existed, or its events expired.
 	ErrTaskNotFound = errors.New("task not found")
 
+	// ErrStaleRead is returned by [Bus.ReadEventsThrough] and
+	// [Bus.ReadTaskThrough] when every read in their time bound missed an
+	// event that the caller knows is stored. Read again later.
+	ErrStaleRead = errors.New("read is behind the stream")
+
 	// ErrInvalidEvent is returned when a NATS message is not a valid
 	// Handoff CloudEvent. The error text names the problem.
 	ErrInvalidEvent = errors.New("invalid event")

@@ -113,12 +113,5 @@ func (b *Bus) readBatch(ctx context.Context, filter string, start uint64, out *T
 // decode are listed in Task.Skipped, and Task.LastSeq covers them, so a
 // compare-and-set based on the result is exact.
 func (b *Bus) ReadTask(ctx context.Context, tenant, taskID string) (*events.Task, error) {
-	te, err := b.ReadEvents(ctx, tenant, taskID, 0)
-	if err != nil {
-		return nil, err
-	}
-	t := events.Fold(te.Events)
-	t.Skipped = append(t.Skipped, te.Invalid...)
-	t.LastSeq = max(t.LastSeq, te.LastSeq)
-	return t, nil
+	return b.ReadTaskThrough(ctx, tenant, taskID, 0)
 }
