@@ -241,7 +241,7 @@ func (a *attempt) writeProgress() {
 // refresh re-reads the task and reports whether the attempt may go on. If
 // not, it cancels the handler with the reason.
 func (a *attempt) refresh(ctx context.Context) bool {
-	fresh, err := a.e.read(ctx, a.task.Tenant, a.task.ID)
+	fresh, err := a.e.read(ctx, a.task.Tenant, a.task.ID, a.task.LastSeq)
 	switch {
 	case errors.Is(err, bus.ErrTaskNotFound):
 		a.cancel(ErrTaskEnded)

@@ -75,12 +75,16 @@ func (e *Executor) foldTask(ctx context.Context, msg jetstream.Msg, md *jetstrea
 			return task, nil
 		}
 	}
-	return e.read(ctx, ev.Tenant, ev.TaskID)
+	return e.read(ctx, ev.Tenant, ev.TaskID, md.Sequence.Stream)
 }
 
-func (e *Executor) read(ctx context.Context, tenant, taskID string) (*events.Task, error) {
+// read reads and folds a task that has an event at stream sequence
+// through, such as the message being handled. A read from a replica that
+// has not stored that event yet is retried, and in the end fails with
+// bus.ErrStaleRead, so that no decision rests on an older state.
+func (e *Executor) read(ctx context.Context, tenant, taskID string, through uint64) (*events.Task, error) {
 	e.reads.Add(1)
-	return e.bus.ReadTask(ctx, tenant, taskID)
+	return e.bus.ReadTaskThrough(ctx, tenant, taskID, through)
 }
 
 // handleUndecodable deals with a message that is not a valid Handoff
@@ -107,7 +111,7 @@ func (e *Executor) handleUndecodable(msg jetstream.Msg, md *jetstream.MsgMetadat
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
 	for range maxConflicts {
-		task, err := e.read(ctx, subj.Tenant, subj.TaskID)
+		task, err := e.read(ctx, subj.Tenant, subj.TaskID, md.Sequence.Stream)
 		if errors.Is(err, bus.ErrTaskNotFound) {
 			e.ack(msg)
 			return
@@ -296,7 +300,7 @@ func (e *Executor) decide(msg jetstream.Msg, md *jetstream.MsgMetadata, msgKind 
 			e.nak(msg, e.cfg.Retry.Initial)
 			return
 		}
-		if task, err = e.read(ctx, task.Tenant, task.ID); err != nil {
+		if task, err = e.read(ctx, task.Tenant, task.ID, md.Sequence.Stream); err != nil {
 			if errors.Is(err, bus.ErrTaskNotFound) {
 				e.ack(msg)
 				return

@@ -102,7 +102,7 @@ func (a *attempt) settle(out outcome) {
 		}
 
 		conflicts++
-		fresh, rerr := a.e.read(ctx, a.task.Tenant, a.task.ID)
+		fresh, rerr := a.e.read(ctx, a.task.Tenant, a.task.ID, a.task.LastSeq)
 		switch {
 		case errors.Is(rerr, bus.ErrTaskNotFound):
 			a.discardStoredResult(nil)
