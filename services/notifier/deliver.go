@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -56,8 +57,13 @@ func (n *Notifier) deliverJob(msg jetstream.Msg) outcome {
 		return outcome{action: actionRetry, delay: taskRetryDelay}
 	}
 	if gone {
-		log.Debug("drop job that was settled already")
-		return outcome{action: actionAck}
+		// Another instance settled the job after a redelivery, or the
+		// replica that served the read has not stored the job yet. A
+		// settled job is not delivered again, so a retry costs nothing
+		// in the first case and delivers the job in the second.
+		delay := blockedDelay(md.NumDelivered)
+		log.Debug("no pending job on the subject; checking again", zap.Duration("delay", delay))
+		return outcome{action: actionRetry, delay: delay}
 	}
 	if !first {
 		delay := blockedDelay(md.NumDelivered)
@@ -90,12 +96,15 @@ func (n *Notifier) deliverJob(msg jetstream.Msg) outcome {
 	return n.attempt(log, &j, ev, ep, signer, attempt)
 }
 
-// readFrom reads the events of the job's task from the job's event on.
+// readFrom reads the events of the job's task from the job's event on. It
+// returns no events once the task has expired. A read that misses the
+// event of a task that has not expired comes from a replica that is
+// behind, and fails with bus.ErrStaleRead.
 func (n *Notifier) readFrom(ctx context.Context, j *job) ([]events.Event, error) {
 	ctx, cancel := context.WithTimeout(ctx, taskIOTimeout)
 	defer cancel()
-	te, err := n.bus.ReadEvents(ctx, j.Tenant, j.TaskID, j.EventSeq-1)
-	if errors.Is(err, bus.ErrTaskNotFound) {
+	te, err := n.bus.ReadEventsThrough(ctx, j.Tenant, j.TaskID, j.EventSeq-1, j.EventSeq)
+	if errors.Is(err, bus.ErrStaleRead) && j.expired(time.Now()) {
 		return nil, nil
 	}
 	if err != nil {

@@ -36,7 +36,7 @@ func (n *Notifier) dispatchEvent(msg jetstream.Msg) outcome {
 	}
 	log := eventLog(n.log, &ev)
 
-	task, evs, err := readTask(ctx, n.bus, ev.Tenant, ev.TaskID)
+	task, evs, err := readTask(ctx, n.bus, ev.Tenant, ev.TaskID, md.Sequence.Stream)
 	if errors.Is(err, bus.ErrTaskNotFound) {
 		log.Debug("skip event of an expired task")
 		return outcome{action: actionAck}

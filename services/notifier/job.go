@@ -74,6 +74,13 @@ func (j *job) ttlLeft(now time.Time) time.Duration {
 	return task.TTLLeft(now)
 }
 
+// expired reports whether the job's task has expired at now, so that its
+// events are gone.
+func (j *job) expired(now time.Time) bool {
+	task := events.Task{Created: j.TaskCreated, Submission: events.Submission{TTL: j.TaskTTL}}
+	return !now.Before(task.ExpiresAt())
+}
+
 // endpointKey names the job's endpoint in its subject: the subscription
 // id, or "wh-" and a hash of the webhook URL.
 func (j *job) endpointKey() string {

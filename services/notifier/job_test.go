@@ -160,3 +160,15 @@ func TestJobTTLLeft(t *testing.T) {
 		require.Equal(t, task.TTLLeft(now), decoded.ttlLeft(now))
 	}
 }
+
+func TestJobExpired(t *testing.T) {
+	created := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	short := job{TaskCreated: created, TaskTTL: events.Duration(time.Hour)}
+	require.False(t, short.expired(created.Add(59*time.Minute)))
+	require.True(t, short.expired(created.Add(time.Hour)))
+
+	// A task without a ttl keeps the default.
+	long := job{TaskCreated: created}
+	require.False(t, long.expired(created.Add(time.Hour)))
+	require.True(t, long.expired(created.Add(events.DefaultTTL)))
+}

@@ -351,11 +351,13 @@ func (n *Notifier) release(msg jetstream.Msg) {
 
 // readTask reads the events of one task and folds them, with the messages
 // that did not decode in Skipped, as [bus.Bus.ReadTask] does, and returns
-// the events too.
-func readTask(ctx context.Context, b *bus.Bus, tenant, taskID string) (*events.Task, []events.Event, error) {
+// the events too. A through above 0 is the stream sequence of an event
+// the caller holds: a read that misses it, from a replica that is behind,
+// is retried as [bus.Bus.ReadEventsThrough] does.
+func readTask(ctx context.Context, b *bus.Bus, tenant, taskID string, through uint64) (*events.Task, []events.Event, error) {
 	ctx, cancel := context.WithTimeout(ctx, taskIOTimeout)
 	defer cancel()
-	te, err := b.ReadEvents(ctx, tenant, taskID, 0)
+	te, err := b.ReadEventsThrough(ctx, tenant, taskID, 0, through)
 	if err != nil {
 		return nil, nil, err
 	}

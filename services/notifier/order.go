@@ -22,8 +22,9 @@ const (
 // firstInLine reports whether the job at stream sequence seq on subject,
 // which holds the jobs of one task and endpoint, may be delivered now: it
 // is the oldest job of the subject, or the oldest is for a later event.
-// gone reports that the subject holds no job at all, so this one was
-// settled already, as by another instance after a redelivery.
+// gone reports that the read found no job on the subject: another
+// instance settled this one after a redelivery, or the replica that
+// served the read has not stored it yet.
 // The dispatcher stores a task's jobs in the order of its events, so the
 // oldest job is for the earliest event. A replay can store jobs for older
 // events later, and those go first.

@@ -161,7 +161,7 @@ func (r *replayer) batch(ctx context.Context, batch jetstream.MessageBatch, last
 // event plans the jobs of one event.
 func (r *replayer) event(ctx context.Context, ev *events.Event) error {
 	r.result.Events++
-	task, evs, err := readTask(ctx, r.b, ev.Tenant, ev.TaskID)
+	task, evs, err := readTask(ctx, r.b, ev.Tenant, ev.TaskID, 0)
 	if errors.Is(err, bus.ErrTaskNotFound) {
 		return nil
 	}
