@@ -25,6 +25,7 @@ var binaries = map[string]string{
 	"handoff":          "./cmd/handoff",
 	"handoff-ingest":   "./services/ingest/cmd/handoff-ingest",
 	"handoff-executor": "./services/executor/cmd/handoff-executor",
+	"handoff-notifier": "./services/notifier/cmd/handoff-notifier",
 }
 
 // binary returns the path of a built binary. The first call builds them

@@ -94,24 +94,39 @@ func newStack(t *testing.T, cfg execConfig) *stack {
 	t.Helper()
 	s := &stack{t: t, dir: t.TempDir(), cfg: cfg.withDefaults()}
 	s.natsStore = filepath.Join(s.dir, "nats")
-	s.executionLog = filepath.Join(s.dir, "executions.log")
-	require.NoError(t, os.WriteFile(s.executionLog, nil, 0o644))
-	t.Cleanup(s.killHandlers)
-
+	s.prepareExecutionLog()
 	s.startNATS()
-	prov := startProc(t, s.dir, "handoff", "provision", "--nats-url", s.natsURL)
-	require.NoError(t, prov.waitExit(t, startTimeout), "handoff provision")
+	s.provision()
+	return s
+}
+
+// prepareExecutionLog creates the execution log that task.sh writes, and
+// kills the handlers left running when the test ends.
+func (s *stack) prepareExecutionLog() {
+	s.t.Helper()
+	s.executionLog = filepath.Join(s.dir, "executions.log")
+	require.NoError(s.t, os.WriteFile(s.executionLog, nil, 0o644))
+	s.t.Cleanup(s.killHandlers)
+}
+
+// provision provisions the streams on s.natsURL with `handoff provision`
+// and extra flags, connects the test to them and writes the executors'
+// configuration.
+func (s *stack) provision(flags ...string) {
+	s.t.Helper()
+	args := append([]string{"provision", "--nats-url", s.natsURL}, flags...)
+	prov := startProc(s.t, s.dir, "handoff", args...)
+	require.NoError(s.t, prov.waitExit(s.t, startTimeout), "handoff provision")
 
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	nc, err := bus.Connect(ctx, s.natsURL, "handoff-faults-test")
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
+	require.NoError(s.t, err)
+	s.t.Cleanup(nc.Close)
 	s.bus, err = bus.New(nc, "")
-	require.NoError(t, err)
+	require.NoError(s.t, err)
 
 	s.configPath = s.writeConfig()
-	return s
 }
 
 // natsReady matches the line nats-server prints when it accepts clients.
@@ -196,18 +211,44 @@ func (s *stack) executorArgs(instance string) []string {
 
 var ingestServing = regexp.MustCompile(`"msg":"serving the HTTP API".*"addr":"([^"]+)"`)
 
-// startIngest starts handoff-ingest on a free loopback port. Start it after
-// an executor, so that the task types are registered.
+// startIngest starts handoff-ingest on a free loopback port and makes it
+// the stack's API. Start it after an executor, so that the task types are
+// registered.
 func (s *stack) startIngest() {
 	s.t.Helper()
-	s.ingest = startProc(s.t, s.dir, "handoff-ingest",
+	s.ingest, s.api = s.startIngestInstance()
+}
+
+// startIngestInstance starts one more handoff-ingest with extra flags on a
+// free loopback port and returns it with a client of its API.
+func (s *stack) startIngestInstance(flags ...string) (*proc, *client.Client) {
+	s.t.Helper()
+	args := append([]string{
 		"--nats-url", s.natsURL,
 		"--http-addr", "127.0.0.1:0",
-		"--log-format", "json")
-	addr := s.ingest.waitLine(s.t, ingestServing, startTimeout)[1]
+		"--log-format", "json",
+	}, flags...)
+	p := startProc(s.t, s.dir, "handoff-ingest", args...)
+	addr := p.waitLine(s.t, ingestServing, startTimeout)[1]
 	api, err := client.New("http://" + addr)
 	require.NoError(s.t, err)
-	s.api = api
+	return p, api
+}
+
+var notifierStarted = regexp.MustCompile(`"msg":"notifier started"`)
+
+// startNotifier starts a handoff-notifier named instance that signs with
+// secret and may call loopback webhooks, and waits until it consumes.
+func (s *stack) startNotifier(instance, secret string) *proc {
+	s.t.Helper()
+	p := startProc(s.t, s.dir, "handoff-notifier",
+		"--nats-url", s.natsURL,
+		"--instance", instance,
+		"--webhook-secret", secret,
+		"--allow-loopback",
+		"--log-format", "json")
+	p.waitLine(s.t, notifierStarted, startTimeout)
+	return p
 }
 
 // submit submits a task over HTTP and returns its id. Only a 202 counts as
