@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/handoff-dev/handoff/events"
@@ -134,6 +135,51 @@ func BenchmarkDecodeStructured(b *testing.B) {
 	for b.Loop() {
 		if _, err := bus.Decode(subjectSubmitted, h, body, 1, time.Time{}); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReadTaskRetained is BenchmarkReadTask on a random one of
+// 20,000 finished tasks stored before the timer starts, so that the read
+// meets a stream of realistic size: 60,000 events in several blocks.
+func BenchmarkReadTaskRetained(b *testing.B) {
+	bs := natstest.Start(b).Bus(b)
+	ctx := context.Background()
+	const tasks = 20_000
+	ids := make([]string, tasks)
+	for i := range ids {
+		ids[i] = events.NewID()
+		for _, ev := range []*events.Event{
+			newEvent(b, events.KindSubmitted, ids[i], submission()),
+			newEvent(b, events.KindStarted, ids[i], events.Started{Attempt: 1, Executor: "x"}),
+			newEvent(b, events.KindSucceeded, ids[i], events.Succeeded{Result: json.RawMessage(`{"files":[]}`)}),
+		} {
+			// Raw publishes without the compare-and-set fill the stream
+			// faster than appends.
+			msg := bs.Message(ev, bus.AppendOptions{TTL: time.Hour})
+			delete(msg.Header, bus.HeaderExpectedSubjSeq)
+			delete(msg.Header, bus.HeaderExpectedSubjSeqSubj)
+			if _, err := bs.JetStream().PublishMsgAsync(msg, jetstream.WithStallWait(time.Minute)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	select {
+	case <-bs.JetStream().PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		b.Fatal("the stored tasks were not acknowledged within a minute")
+	}
+
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i = (i + 7919) % tasks
+		task, err := bs.ReadTask(ctx, "acme", ids[i])
+		if err != nil {
+			b.Fatal(err)
+		}
+		if task.Status != events.StatusSucceeded {
+			b.Fatalf("task is %s", task.Status)
 		}
 	}
 }
