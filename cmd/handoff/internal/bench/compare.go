@@ -51,7 +51,9 @@ func rateValue(s Sample) float64 { return s.Rate() }
 
 func p50Value(s Sample) float64 { return float64(s.Latency.Quantile(0.50)) }
 
-func formatRate(s Sample) string { return fmt.Sprintf("%.0f/s", s.Rate()) }
+func formatRate(s Sample) string {
+	return fmt.Sprintf("%.0f/s (%.0f/s in the window, idle %s later)", s.Rate(), s.WindowRate(), s.Drain.Round(time.Millisecond))
+}
 
 func formatLatency(s Sample) string {
 	return fmt.Sprintf("p50 %s, p95 %s, p99 %s", formatDuration(s.Latency.Quantile(0.50)), formatDuration(s.Latency.Quantile(0.95)), formatDuration(s.Latency.Quantile(0.99)))
@@ -98,6 +100,11 @@ func rateRow(figure string, bs, hs []Sample, target Target) Row {
 	r.Baseline = fmt.Sprintf("%.0f/s", r.BaselineValue)
 	r.Handoff = fmt.Sprintf("%.0f/s", r.HandoffValue)
 	r.Failures = failureNotes(bs, hs)
+	windowRate := func(s Sample) float64 { return s.WindowRate() }
+	drain := func(s Sample) float64 { return s.Drain.Seconds() }
+	if d := medianOf(hs, drain); d >= 0.5 {
+		r.Notes = append(r.Notes, fmt.Sprintf("Handoff completed %.0f/s in the measured windows, but the stack needed %.1f s more after each to finish the work they left behind (median), which the sustained figure counts", medianOf(hs, windowRate), d))
+	}
 	return r
 }
 

@@ -127,6 +127,24 @@ func newGenerator(ctx context.Context, cfg Config, st *stack, log *zap.Logger) (
 	return g, nil
 }
 
+// settled returns side followed by a wait until the stack is idle, with
+// the wait's time as the sample's Drain.
+func (g *generator) settled(side func(context.Context) Sample) func(context.Context) Sample {
+	return func(ctx context.Context) Sample {
+		s := side(ctx)
+		names := g.st.client.Names()
+		drain, err := g.st.waitIdle(ctx, names.TasksStream(), names.DeliveriesStream(), rawStream)
+		s.Drain = drain
+		if err != nil {
+			s.Errors++
+			if s.FirstError == nil {
+				s.FirstError = err
+			}
+		}
+		return s
+	}
+}
+
 // serve serves h on a loopback port and returns its base URL.
 func (g *generator) serve(h http.Handler) (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -25,12 +25,12 @@ func (g *generator) httpRow(ctx context.Context) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	baseline := func(ctx context.Context) Sample {
+	baseline := g.settled(func(ctx context.Context) Sample {
 		return g.postWindow(ctx, g.rawAPIURL+"/v1/tasks", body)
-	}
-	handoff := func(ctx context.Context) Sample {
+	})
+	handoff := g.settled(func(ctx context.Context) Sample {
 		return g.postWindow(ctx, g.st.apiURL+"/v1/tasks", body)
-	}
+	})
 	bs, hs := compare(ctx, g.cfg, RowHTTP, baseline, handoff, rateValue, formatRate)
 	if err := g.profile(ctx, RowHTTP, handoff); err != nil {
 		return nil, err
@@ -64,14 +64,14 @@ func (g *generator) webhookRow(ctx context.Context) ([]Row, error) {
 	}
 	client := newHTTPClient(1)
 	defer client.CloseIdleConnections()
-	baseline := func(ctx context.Context) Sample {
+	baseline := g.settled(func(ctx context.Context) Sample {
 		return runWindow(ctx, 1, g.cfg.Warmup, g.cfg.Duration, g.rawRoundTrip)
-	}
-	handoff := func(ctx context.Context) Sample {
+	})
+	handoff := g.settled(func(ctx context.Context) Sample {
 		return runWindow(ctx, 1, g.cfg.Warmup, g.cfg.Duration, func(ctx context.Context, w *window) {
 			g.submitWithWebhook(ctx, w, client, body)
 		})
-	}
+	})
 	bs, hs := compare(ctx, g.cfg, RowWebhook, baseline, handoff, p50Value, formatLatency)
 	if err := g.profile(ctx, RowWebhook, handoff); err != nil {
 		return nil, err

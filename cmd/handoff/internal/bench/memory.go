@@ -70,17 +70,20 @@ func (g *generator) memoryRow(ctx context.Context) ([]Row, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rest, perTask []float64
+	var rest, perTask, heap, stacks, goroutines []float64
 	var failures []string
 	for round := 1; round <= g.cfg.Rounds && ctx.Err() == nil; round++ {
-		r, p, err := g.memoryRound(ctx, round, counts, input)
+		r, busy, err := g.memoryRound(ctx, round, counts, input)
 		if err != nil {
 			failures = append(failures, fmt.Sprintf("round %d: %v", round, err))
 			fmt.Fprintf(g.cfg.Progress, "%s round %d/%d: %v\n", RowMemory, round, g.cfg.Rounds, err)
 			continue
 		}
-		rest, perTask = append(rest, r), append(perTask, p)
-		fmt.Fprintf(g.cfg.Progress, "%s round %d/%d: at rest %.1f MiB, %.2f KiB per in-flight task\n", RowMemory, round, g.cfg.Rounds, r/(1<<20), p/(1<<10))
+		per := busy.minus(r).per(uint64(n))
+		rest, perTask = append(rest, r.total()), append(perTask, per.total())
+		heap, stacks, goroutines = append(heap, per.heap), append(stacks, per.stacks), append(goroutines, per.goroutines)
+		fmt.Fprintf(g.cfg.Progress, "%s round %d/%d: at rest %.1f MiB; per in-flight task %.2f KiB, of which %.2f KiB heap and %.2f KiB goroutine stacks, %.1f goroutines\n",
+			RowMemory, round, g.cfg.Rounds, r.total()/(1<<20), per.total()/(1<<10), per.heap/(1<<10), per.stacks/(1<<10), per.goroutines)
 	}
 
 	row := Row{
@@ -94,54 +97,59 @@ func (g *generator) memoryRow(ctx context.Context) ([]Row, error) {
 	row.Baseline = fmt.Sprintf("at rest: %.1f MiB live heap and stacks", row.BaselineValue/(1<<20))
 	row.Handoff = fmt.Sprintf("%.2f KiB per task", row.HandoffValue/(1<<10))
 	row.Met = len(perTask) > 0 && row.HandoffValue <= memoryTarget
-	row.Notes = append(row.Notes, fmt.Sprintf("%d executor instances of concurrency %d; the growth of the whole process, so it includes the embedded server's index of the tasks' subjects", instances, perInstance))
+	row.Notes = append(row.Notes,
+		fmt.Sprintf("per task %.2f KiB heap and %.2f KiB goroutine stacks, %.1f goroutines (medians)", median(heap)/(1<<10), median(stacks)/(1<<10), median(goroutines)),
+		fmt.Sprintf("%d executor instances of concurrency %d; the growth of the whole process, so it includes the embedded server's share, such as its index of the tasks' subjects", instances, perInstance))
 	return []Row{row}, nil
 }
 
 // memoryRound submits the sleep tasks, measures the memory once all of
 // them run, and waits until they ended. It returns the memory at rest and
-// per task in bytes.
-func (g *generator) memoryRound(ctx context.Context, round int, counts *sleepCounts, input json.RawMessage) (rest, perTask float64, err error) {
+// with the tasks running.
+func (g *generator) memoryRound(ctx context.Context, round int, counts *sleepCounts, input json.RawMessage) (rest, busy memoryUse, err error) {
 	n := uint64(g.cfg.SleepTasks)
 	startedBefore, endedBefore := counts.started.Load(), counts.ended.Load()
 	profile := g.cfg.ProfileDir != "" && round == 1
 
-	atRest := liveBytes()
+	rest = measureMemory()
 	if profile {
 		if err := writeProfile(g.cfg.ProfileDir, "memory-heap-rest.pprof", "heap"); err != nil {
-			return 0, 0, err
+			return rest, busy, err
 		}
 	}
 	submitted := time.Now()
 	if err := g.submitSleepTasks(ctx, int(n), input); err != nil {
-		return 0, 0, err
+		return rest, busy, err
 	}
 
 	allStarted := submitted.Add(g.cfg.SleepFor)
 	for counts.started.Load()-startedBefore < n {
 		if time.Now().After(allStarted) || !sleep(ctx, 20*time.Millisecond) {
-			return 0, 0, fmt.Errorf("only %d of %d sleep tasks started within --sleep-for %s; raise it", counts.started.Load()-startedBefore, n, g.cfg.SleepFor)
+			return rest, busy, fmt.Errorf("only %d of %d sleep tasks started within --sleep-for %s; raise it", counts.started.Load()-startedBefore, n, g.cfg.SleepFor)
 		}
 	}
 	wait := min(steadyWait, time.Until(allStarted)-time.Second)
 	sleep(ctx, max(wait, 0))
 	if ended := counts.ended.Load() - endedBefore; ended > 0 {
-		return 0, 0, fmt.Errorf("%d sleep tasks ended before the measurement; raise --sleep-for above %s", ended, g.cfg.SleepFor)
+		return rest, busy, fmt.Errorf("%d sleep tasks ended before the measurement; raise --sleep-for above %s", ended, g.cfg.SleepFor)
 	}
-	busy := liveBytes()
+	busy = measureMemory()
 	if profile {
 		if err := writeProfile(g.cfg.ProfileDir, "memory-heap.pprof", "heap"); err != nil {
-			return 0, 0, err
+			return rest, busy, err
+		}
+		if err := writeProfile(g.cfg.ProfileDir, "memory-goroutine.pprof", "goroutine"); err != nil {
+			return rest, busy, err
 		}
 	}
 
 	allEnded := time.Now().Add(g.cfg.SleepFor + 2*time.Minute)
 	for counts.ended.Load()-endedBefore < n {
 		if time.Now().After(allEnded) || !sleep(ctx, 50*time.Millisecond) {
-			return 0, 0, fmt.Errorf("only %d of %d sleep tasks ended in time", counts.ended.Load()-endedBefore, n)
+			return rest, busy, fmt.Errorf("only %d of %d sleep tasks ended in time", counts.ended.Load()-endedBefore, n)
 		}
 	}
-	return float64(atRest), (float64(busy) - float64(atRest)) / float64(n), nil
+	return rest, busy, nil
 }
 
 // submitSleepTasks appends n submitted events of sleep tasks, with at most
@@ -225,12 +233,30 @@ func (c *sleepCounts) stop() {
 	}
 }
 
-// liveBytes returns the live heap and the goroutine stacks after a
-// garbage collection.
-func liveBytes() uint64 {
+// memoryUse is the process's memory that grows with running tasks.
+type memoryUse struct {
+	// heap is the live heap in bytes, stacks the goroutine stacks in
+	// bytes.
+	heap, stacks float64
+	goroutines   float64
+}
+
+// measureMemory returns the memory in use after a garbage collection.
+func measureMemory() memoryUse {
 	runtime.GC()
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return m.HeapAlloc + m.StackInuse
+	return memoryUse{heap: float64(m.HeapAlloc), stacks: float64(m.StackInuse), goroutines: float64(runtime.NumGoroutine())}
+}
+
+func (m memoryUse) total() float64 { return m.heap + m.stacks }
+
+func (m memoryUse) minus(o memoryUse) memoryUse {
+	return memoryUse{heap: m.heap - o.heap, stacks: m.stacks - o.stacks, goroutines: m.goroutines - o.goroutines}
+}
+
+func (m memoryUse) per(n uint64) memoryUse {
+	f := float64(n)
+	return memoryUse{heap: m.heap / f, stacks: m.stacks / f, goroutines: m.goroutines / f}
 }

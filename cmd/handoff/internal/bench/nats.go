@@ -17,12 +17,12 @@ import (
 // consume it, publish a completion, ack, and see the completion.
 func (g *generator) natsRow(ctx context.Context) ([]Row, error) {
 	figure := fmt.Sprintf("tasks/s end to end over NATS, %d in flight", g.cfg.InFlight)
-	baseline := func(ctx context.Context) Sample {
+	baseline := g.settled(func(ctx context.Context) Sample {
 		return runWindow(ctx, g.cfg.InFlight, g.cfg.Warmup, g.cfg.Duration, g.rawLoop)
-	}
-	handoff := func(ctx context.Context) Sample {
+	})
+	handoff := g.settled(func(ctx context.Context) Sample {
 		return runWindow(ctx, g.cfg.InFlight, g.cfg.Warmup, g.cfg.Duration, g.echo.op)
-	}
+	})
 	bs, hs := compare(ctx, g.cfg, RowNATS, baseline, handoff, rateValue, formatRate)
 	if err := g.profile(ctx, RowNATS, handoff); err != nil {
 		return nil, err
@@ -35,12 +35,12 @@ func (g *generator) natsRow(ctx context.Context) ([]Row, error) {
 // message from its publish to its consumer.
 func (g *generator) latencyRow(ctx context.Context) ([]Row, error) {
 	figure := "latency submit → terminal event seen by a subscriber, one at a time"
-	baseline := func(ctx context.Context) Sample {
+	baseline := g.settled(func(ctx context.Context) Sample {
 		return runWindow(ctx, 1, g.cfg.Warmup, g.cfg.Duration, g.rawRoundTrip)
-	}
-	handoff := func(ctx context.Context) Sample {
+	})
+	handoff := g.settled(func(ctx context.Context) Sample {
 		return runWindow(ctx, 1, g.cfg.Warmup, g.cfg.Duration, g.echo.op)
-	}
+	})
 	bs, hs := compare(ctx, g.cfg, RowLatency, baseline, handoff, p50Value, formatLatency)
 	if err := g.profile(ctx, RowLatency, handoff); err != nil {
 		return nil, err

@@ -30,7 +30,7 @@ func (g *generator) readsRow(ctx context.Context) ([]Row, error) {
 	}
 	js := g.st.client.JetStream()
 	stream := g.st.client.Names().TasksStream()
-	baseline := func(ctx context.Context) Sample {
+	baseline := g.settled(func(ctx context.Context) Sample {
 		return runWindow(ctx, g.cfg.HTTPClients, g.cfg.Warmup, g.cfg.Duration, func(ctx context.Context, w *window) {
 			id := ids[rand.IntN(len(ids))]
 			start := time.Now()
@@ -40,10 +40,10 @@ func (g *generator) readsRow(ctx context.Context) ([]Row, error) {
 			}
 			w.done(time.Since(start))
 		})
-	}
-	handoff := func(ctx context.Context) Sample {
+	})
+	handoff := g.settled(func(ctx context.Context) Sample {
 		return g.getWindow(ctx, g.st.apiURL, g.cfg.HTTPClients, ids)
-	}
+	})
 	bs, hs := compare(ctx, g.cfg, RowReads, baseline, handoff, rateValue, formatRate)
 	if err := g.profile(ctx, RowReads, handoff); err != nil {
 		return nil, err

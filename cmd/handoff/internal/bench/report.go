@@ -132,8 +132,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(bw, "Handoff benchmark, %s\n", r.Started.UTC().Format(time.RFC3339))
 	fmt.Fprintf(bw, "Machine: %s; %s; nats-server %s, file storage, in process\n", r.Machine, r.GoVersion, orUnknown(r.ServerVersion))
 	fmt.Fprintf(bw, "Load average (1, 5, 15 min): %s at the start, %s at the end\n", orUnknown(r.LoadBefore), orUnknown(r.LoadAfter))
-	fmt.Fprintf(bw, "Each figure: median of %d rounds of %s after a %s warm-up; %d in flight, %d HTTP clients, %d-byte inputs\n\n",
+	fmt.Fprintf(bw, "Each figure: median of %d rounds of %s after a %s warm-up; %d in flight, %d HTTP clients, %d-byte inputs\n",
 		c.Rounds, c.Duration, c.Warmup, c.InFlight, c.HTTPClients, c.InputBytes)
+	fmt.Fprintf(bw, "Rates are sustained: operations from the start of the warm-up until the stack is idle again, per second of that time\n\n")
 
 	fmt.Fprintln(bw, "| figure | baseline, same run | Handoff | ratio | target | met |")
 	fmt.Fprintln(bw, "|---|---|---|---|---|---|")

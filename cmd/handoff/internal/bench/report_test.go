@@ -21,7 +21,7 @@ func TestTargetMet(t *testing.T) {
 }
 
 func TestRateRowUsesRoundRatios(t *testing.T) {
-	sample := func(ops uint64) Sample { return Sample{Ops: ops, Window: time.Second, Latency: &Histogram{}} }
+	sample := func(ops uint64) Sample { return Sample{Total: ops, Elapsed: time.Second, Latency: &Histogram{}} }
 	bs := []Sample{sample(1000), sample(100), sample(1000)}
 	hs := []Sample{sample(300), sample(10), sample(100)}
 
@@ -35,7 +35,7 @@ func TestRateRowUsesRoundRatios(t *testing.T) {
 
 func TestRowFailures(t *testing.T) {
 	failed := Sample{Errors: 2, FirstError: errNoOutcome, Latency: &Histogram{}}
-	ok := Sample{Ops: 10, Window: time.Second, Latency: &Histogram{}}
+	ok := Sample{Total: 10, Elapsed: time.Second, Latency: &Histogram{}}
 
 	row := rateRow("figure", []Sample{ok}, []Sample{failed}, atLeast(0.2))
 	require.True(t, row.Failed())
@@ -49,6 +49,13 @@ func TestRowFailures(t *testing.T) {
 	require.Contains(t, out.String(), "| figure | 10/s | 0/s | — | ≥ 0.20 | no |")
 	require.Contains(t, out.String(), "figure: FAILED: Handoff: 2 failed operations")
 	require.Equal(t, []string{"figure"}, r.Failed())
+}
+
+func TestSampleRateCountsDrain(t *testing.T) {
+	s := Sample{Ops: 500, Window: time.Second, Total: 600, Elapsed: 1200 * time.Millisecond, Drain: 1800 * time.Millisecond}
+	require.InDelta(t, 200.0, s.Rate(), 1e-9)
+	require.InDelta(t, 500.0, s.WindowRate(), 1e-9)
+	require.Zero(t, Sample{}.Rate())
 }
 
 func TestRendezvousEarlyArrival(t *testing.T) {

@@ -9,7 +9,8 @@ import (
 )
 
 // Sample is the measure of one side of one round: the operations that
-// completed in the measured window, how long each took, and the failures.
+// completed in the measured window, how long each took, and the failures,
+// plus the totals of the whole run from the warm-up to the idle stack.
 type Sample struct {
 	// Ops counts the operations that completed within the window.
 	Ops uint64
@@ -21,10 +22,32 @@ type Sample struct {
 	Latency *Histogram
 	// FirstError is the first failure seen, for the report.
 	FirstError error
+
+	// Total counts the operations completed from the start of the warm-up
+	// until the last operation ended, and Elapsed is that time.
+	Total   uint64
+	Elapsed time.Duration
+	// Drain is how long the services took after the last operation to
+	// finish the work the run left behind, such as the notifier's
+	// backlog; see [stack.waitIdle].
+	Drain time.Duration
 }
 
-// Rate returns the completed operations per second.
+// Rate returns the sustained rate: the operations completed from the
+// start of the warm-up until the stack was idle again, per second of that
+// time. Work that a fast side leaves to a slow service, such as
+// notifications, so counts against it.
 func (s Sample) Rate() float64 {
+	d := s.Elapsed + s.Drain
+	if d <= 0 {
+		return 0
+	}
+	return float64(s.Total) / d.Seconds()
+}
+
+// WindowRate returns the operations completed per second of the window,
+// whatever they left behind.
+func (s Sample) WindowRate() float64 {
 	if s.Window <= 0 {
 		return 0
 	}
@@ -37,6 +60,7 @@ func (s Sample) Rate() float64 {
 type window struct {
 	latency  Histogram
 	ops      atomic.Uint64
+	total    atomic.Uint64
 	errs     atomic.Uint64
 	counting atomic.Bool
 
@@ -62,6 +86,7 @@ func (w *window) close() {
 
 // done records one completed operation that took d.
 func (w *window) done(d time.Duration) {
+	w.total.Add(1)
 	if !w.counting.Load() {
 		return
 	}
@@ -91,6 +116,7 @@ func (w *window) sample() Sample {
 		Window:     w.ended.Sub(w.started),
 		Latency:    &w.latency,
 		FirstError: w.firstErr,
+		Total:      w.total.Load(),
 	}
 }
 
@@ -101,6 +127,7 @@ func (w *window) sample() Sample {
 // reports it to w. ctx aborts everything; work must return soon after it
 // ends.
 func runWindow(ctx context.Context, workers int, warmup, length time.Duration, work func(ctx context.Context, w *window)) Sample {
+	begin := time.Now()
 	stop := make(chan struct{})
 	w := &window{}
 	var wg sync.WaitGroup
@@ -126,7 +153,9 @@ func runWindow(ctx context.Context, workers int, warmup, length time.Duration, w
 	}
 	close(stop)
 	wg.Wait()
-	return w.sample()
+	s := w.sample()
+	s.Elapsed = time.Since(begin)
+	return s
 }
 
 // sleep waits for d or until ctx ends, and reports whether d passed.

@@ -247,3 +247,54 @@ func waitForTypes(ctx context.Context, b *bus.Bus, names ...string) error {
 		}
 	}
 }
+
+// idleTimeout bounds the wait for the services to finish the work that a
+// measurement left behind.
+const idleTimeout = 2 * time.Minute
+
+// waitIdle waits until no durable consumer on streams has messages pending
+// or unacknowledged, so that the work one measurement left behind, such as
+// the notifier's backlog, does not slow the next. It returns how long that
+// took.
+func (s *stack) waitIdle(ctx context.Context, streams ...string) (time.Duration, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, idleTimeout)
+	defer cancel()
+	for {
+		busy, err := s.busyConsumer(ctx, streams)
+		if err != nil {
+			return time.Since(start), err
+		}
+		if busy == "" {
+			return time.Since(start), nil
+		}
+		if !sleep(ctx, 10*time.Millisecond) {
+			return time.Since(start), fmt.Errorf("consumer %s still has work after %s", busy, idleTimeout)
+		}
+	}
+}
+
+// busyConsumer returns the name of a durable consumer on streams with
+// messages pending or unacknowledged, or "".
+func (s *stack) busyConsumer(ctx context.Context, streams []string) (string, error) {
+	for _, name := range streams {
+		stream, err := s.client.JetStream().Stream(ctx, name)
+		if err != nil {
+			return "", fmt.Errorf("look up stream %s: %w", name, err)
+		}
+		consumers := stream.ListConsumers(ctx)
+		busy := ""
+		for info := range consumers.Info() {
+			if info.Config.Durable != "" && busy == "" && (info.NumPending > 0 || info.NumAckPending > 0) {
+				busy = name + "/" + info.Name
+			}
+		}
+		if err := consumers.Err(); err != nil {
+			return "", fmt.Errorf("list consumers of %s: %w", name, err)
+		}
+		if busy != "" {
+			return busy, nil
+		}
+	}
+	return "", nil
+}
