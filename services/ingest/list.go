@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 	"go.uber.org/zap"
 
@@ -34,10 +35,14 @@ const (
 
 	// maxListReads bounds the tasks read and folded for one page. A page
 	// that reaches it before it is full ends early, with a cursor.
-	maxListReads = 2000
+	maxListReads = 1000
 
 	// listReaders is how many tasks of a page are read at once.
 	listReaders = 16
+
+	// maxSteppedEvents bounds the events of a task that readCandidate
+	// reads with one direct get each.
+	maxSteppedEvents = 32
 
 	// createdBeforeSkew is how much later than created_at a task's first
 	// event may have been stored, for the scan bound of created_before.
@@ -59,8 +64,8 @@ type taskList struct {
 // listCandidate is a submitted or scheduled event found by the scan: maybe
 // the first event of a task.
 type listCandidate struct {
-	seq    uint64
-	taskID string
+	seq     uint64
+	subject events.Subject
 }
 
 // handleListTasks serves GET /v1/tasks: the caller's tenant's tasks,
@@ -107,7 +112,7 @@ func (s *Server) listTasks(ctx context.Context, tenant string, q listQuery) (*ta
 	var stats listStats
 	page := &taskList{Tasks: []events.View{}}
 
-	lower, upper, err := s.listBounds(ctx, q)
+	stream, lower, upper, err := s.listBounds(ctx, q)
 	if err != nil {
 		return nil, stats, err
 	}
@@ -131,7 +136,7 @@ func (s *Server) listTasks(ctx context.Context, tenant string, q listQuery) (*ta
 			need := q.limit - len(page.Tasks)
 			chunk := candidates[:min(len(candidates), max(need, listReaders))]
 			candidates = candidates[len(chunk):]
-			tasks, err := s.readCandidates(ctx, tenant, chunk, &stats)
+			tasks, err := s.readCandidates(ctx, stream, chunk, &stats)
 			if err != nil {
 				return nil, stats, err
 			}
@@ -156,17 +161,17 @@ func (s *Server) listTasks(ctx context.Context, tenant string, q listQuery) (*ta
 	return page, stats, nil
 }
 
-// listBounds returns the range of stream sequences, lower inclusive and
-// upper exclusive, that can hold the first events of the tasks the query
-// lists.
-func (s *Server) listBounds(ctx context.Context, q listQuery) (lower, upper uint64, err error) {
-	stream, err := s.bus.JetStream().Stream(ctx, s.bus.Names().TasksStream())
+// listBounds returns the tasks stream and the range of its sequences,
+// lower inclusive and upper exclusive, that can hold the first events of
+// the tasks the query lists.
+func (s *Server) listBounds(ctx context.Context, q listQuery) (stream jetstream.Stream, lower, upper uint64, err error) {
+	stream, err = s.bus.JetStream().Stream(ctx, s.bus.Names().TasksStream())
 	if err != nil {
-		return 0, 0, fmt.Errorf("read the state of the tasks stream: %w", err)
+		return nil, 0, 0, fmt.Errorf("read the state of the tasks stream: %w", err)
 	}
 	state := stream.CachedInfo().State
 	if state.Msgs == 0 {
-		return 0, 0, nil
+		return stream, 0, 0, nil
 	}
 	lower, upper = state.FirstSeq, state.LastSeq+1
 	if q.before > 0 {
@@ -179,23 +184,23 @@ func (s *Server) listBounds(ctx context.Context, q listQuery) (lower, upper uint
 	if !q.createdAfter.IsZero() {
 		seq, found, err := s.firstSeqAt(ctx, q.createdAfter)
 		if err != nil {
-			return 0, 0, err
+			return nil, 0, 0, err
 		}
 		if !found {
-			return 0, 0, nil
+			return stream, 0, 0, nil
 		}
 		lower = max(lower, seq)
 	}
 	if !q.createdBefore.IsZero() {
 		seq, found, err := s.firstSeqAt(ctx, q.createdBefore.Add(createdBeforeSkew))
 		if err != nil {
-			return 0, 0, err
+			return nil, 0, 0, err
 		}
 		if found {
 			upper = min(upper, seq)
 		}
 	}
-	return lower, max(lower, upper), nil
+	return stream, lower, max(lower, upper), nil
 }
 
 // firstSeqAt returns the sequence of the first message of the tasks stream
@@ -293,7 +298,7 @@ func (s *Server) scanBatch(ctx context.Context, filter string, start, hi uint64,
 		if err != nil {
 			continue
 		}
-		*out = append(*out, listCandidate{seq: msg.Sequence, taskID: subj.TaskID})
+		*out = append(*out, listCandidate{seq: msg.Sequence, subject: subj})
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, false, fmt.Errorf("scan %s: no complete answer: %w", filter, err)
@@ -306,9 +311,10 @@ func (s *Server) scanBatch(ctx context.Context, filter string, start, hi uint64,
 
 // readCandidates reads and folds the task of each candidate, at most
 // listReaders at once. The task of a candidate is nil when the candidate
-// is not the task's first event, as for the submitted event that the
-// schedule of a delayed task publishes, or when the task is gone.
-func (s *Server) readCandidates(ctx context.Context, tenant string, candidates []listCandidate, stats *listStats) ([]*events.Task, error) {
+// is not the task's first event, as for the submitted copy of a cancelled
+// delayed task whose scheduled event is still stored, or when the task is
+// gone.
+func (s *Server) readCandidates(ctx context.Context, stream jetstream.Stream, candidates []listCandidate, stats *listStats) ([]*events.Task, error) {
 	tasks := make([]*events.Task, len(candidates))
 	errs := make([]error, len(candidates))
 	sem := make(chan struct{}, listReaders)
@@ -319,7 +325,7 @@ func (s *Server) readCandidates(ctx context.Context, tenant string, candidates [
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			tasks[i], errs[i] = s.readCandidate(ctx, tenant, c)
+			tasks[i], errs[i] = s.readCandidate(ctx, stream, c)
 		}()
 	}
 	wg.Wait()
@@ -330,30 +336,107 @@ func (s *Server) readCandidates(ctx context.Context, tenant string, candidates [
 	return tasks, nil
 }
 
-func (s *Server) readCandidate(ctx context.Context, tenant string, c listCandidate) (*events.Task, error) {
-	te, err := s.bus.ReadEvents(ctx, tenant, c.taskID, 0)
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return nil, fmt.Errorf("read task %s: %w", c.taskID, ctxErr)
-	}
-	if errors.Is(err, bus.ErrTaskNotFound) {
-		// Expired since the scan.
-		return nil, nil
-	}
-	if err != nil {
+// readCandidate reads the task of a candidate from the candidate on, and
+// folds it. A batch read of a task's subjects costs the server a scan to
+// the end of the stream, to count what follows, so it first learns the
+// task's last sequence from the last message of each subject, then reads
+// up to it with single direct gets, each of which stops at the next
+// match. A task with more than maxSteppedEvents events is read on with
+// [bus.Bus.ReadEvents].
+func (s *Server) readCandidate(ctx context.Context, stream jetstream.Stream, c listCandidate) (*events.Task, error) {
+	tenant, id := c.subject.Tenant, c.subject.TaskID
+	lastByKind, lastSeq, err := s.lastTaskSequences(ctx, tenant, id)
+	if err != nil || lastSeq < c.seq {
+		// Gone, or expired since the scan.
 		return nil, err
 	}
-	first := slices.IndexFunc(te.Events, func(ev events.Event) bool {
-		return ev.Kind == events.KindSubmitted || ev.Kind == events.KindScheduled
-	})
-	if first < 0 || te.Events[first].Seq != c.seq {
+
+	// The candidate is the task's first event unless an earlier scheduled
+	// or submitted event is stored, and only those two kinds can start a
+	// task.
+	if seq, ok := lastByKind[events.KindScheduled]; ok && seq < c.seq {
 		return nil, nil
 	}
+	if c.subject.Kind == events.KindSubmitted {
+		first, err := stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(c.subject.String()))
+		if err != nil {
+			return nil, fmt.Errorf("read task %s: %w", id, err)
+		}
+		if first.Sequence < c.seq {
+			return nil, nil
+		}
+	}
+
+	te := &bus.TaskEvents{}
+	filter := s.bus.Names().TaskFilter(tenant, id)
+	for seq := c.seq; seq <= lastSeq; {
+		if len(te.Events)+len(te.Invalid) == maxSteppedEvents {
+			rest, err := s.bus.ReadEvents(ctx, tenant, id, seq-1)
+			if err != nil {
+				return nil, err
+			}
+			te.Events = append(te.Events, rest.Events...)
+			te.Invalid = append(te.Invalid, rest.Invalid...)
+			te.LastSeq = max(te.LastSeq, rest.LastSeq)
+			break
+		}
+		msg, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read task %s: %w", id, err)
+		}
+		te.LastSeq = msg.Sequence
+		seq = msg.Sequence + 1
+		ev, err := bus.Decode(msg.Subject, msg.Header, msg.Data, msg.Sequence, msg.Time)
+		if err != nil {
+			te.Invalid = append(te.Invalid, events.SkippedEvent{Seq: msg.Sequence, ID: msg.Header.Get(bus.HeaderMsgID), Reason: err.Error()})
+			continue
+		}
+		te.Events = append(te.Events, ev)
+	}
+
 	task := events.Fold(te.Events)
+	task.Skipped = append(task.Skipped, te.Invalid...)
 	task.LastSeq = max(task.LastSeq, te.LastSeq)
 	if !task.Exists() {
 		return nil, nil
 	}
 	return task, nil
+}
+
+// lastTaskSequences returns the sequence of the last event of each kind of
+// a task, and of its last event, with one multi-subject direct get. A task
+// without events has none.
+func (s *Server) lastTaskSequences(ctx context.Context, tenant, id string) (map[events.Kind]uint64, uint64, error) {
+	msgs, err := jetstreamext.GetLastMsgsFor(ctx, s.bus.JetStream(), s.bus.Names().TasksStream(), []string{s.bus.Names().TaskFilter(tenant, id)})
+	if err != nil {
+		return nil, 0, fmt.Errorf("read task %s: %w", id, err)
+	}
+	byKind := map[events.Kind]uint64{}
+	var last uint64
+	n := 0
+	for msg, err := range msgs {
+		if errors.Is(err, jetstreamext.ErrNoMessages) {
+			return nil, 0, nil
+		}
+		if err != nil {
+			return nil, 0, fmt.Errorf("read task %s: %w", id, err)
+		}
+		n++
+		last = max(last, msg.Sequence)
+		if subj, err := events.ParseSubject(msg.Subject); err == nil {
+			byKind[subj.Kind] = max(byKind[subj.Kind], msg.Sequence)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, 0, fmt.Errorf("read task %s: no complete answer: %w", id, err)
+	}
+	if n == 0 {
+		return nil, 0, fmt.Errorf("read task %s: no answer from the server", id)
+	}
+	return byKind, last, nil
 }
 
 // matches reports whether a task passes the filters that its first

@@ -216,3 +216,19 @@ func reversed(s []string) []string {
 	slices.Reverse(out)
 	return out
 }
+
+func TestListTaskWithManyEvents(t *testing.T) {
+	b := setup(t)
+	id := b.submitN(t, 1, `{"type": "echo"}`)[0]
+	b.appendEvent(t, id, events.KindStarted, 1, events.Started{Attempt: 1, Executor: "e1"})
+	for i := range 40 {
+		b.appendEvent(t, id, events.KindProgress, 1, events.Progress{Percent: float64(i)})
+	}
+	want := b.get(t, "/v1/tasks/"+id).view(t)
+
+	listed := b.listTasks(t, "").Tasks
+	require.Len(t, listed, 1)
+	require.Equal(t, want.Sequence, listed[0].Sequence, "every event is folded")
+	require.Equal(t, want.Progress, listed[0].Progress)
+	require.Equal(t, want, listed[0])
+}
