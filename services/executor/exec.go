@@ -136,7 +136,10 @@ func (h *execHandler) run(ctx context.Context, t *Task) (any, error) {
 	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.Stdin = bytes.NewReader(stdin)
 	stdout := &resultSink{
-		ctx:         ctx,
+		// The upload ends with the program's output, not with the
+		// attempt's context, so that a program that exits 0 after SIGTERM
+		// still stores its result. A failed program aborts it.
+		ctx:         context.WithoutCancel(ctx),
 		bus:         h.results,
 		object:      bus.ResultObject{Tenant: t.Tenant, TaskID: t.ID, Attempt: t.Attempt},
 		mediaType:   h.mediaType,
@@ -163,8 +166,16 @@ func (h *execHandler) run(ctx context.Context, t *Task) (any, error) {
 		_ = signalGroup(cmd.Process.Pid, syscall.SIGKILL)
 	}
 
-	result, resultErr := stdout.finish(waitErr == nil && ctx.Err() == nil)
-	if waitErr == nil && ctx.Err() == nil {
+	// A program that exits 0 with output after SIGTERM has a result, as
+	// the protocol says, although os/exec then reports the context's
+	// error. The outcome decides whether the result counts, for example
+	// against a requested cancel.
+	exitedOK := waitErr == nil
+	if ctx.Err() != nil && errors.Is(waitErr, ctx.Err()) && cmd.ProcessState.Success() && !stdout.empty() {
+		exitedOK = true
+	}
+	result, resultErr := stdout.finish(exitedOK)
+	if exitedOK {
 		return result, resultErr
 	}
 	if ctx.Err() != nil {

@@ -113,6 +113,12 @@ func (s *resultSink) abort(err error) {
 	}
 }
 
+// empty reports whether the result has no bytes but white space, so that
+// it is JSON null or an empty binary result.
+func (s *resultSink) empty() bool {
+	return s.upload == nil && len(bytes.TrimSpace(s.buf.Bytes())) == 0
+}
+
 // errInvalidJSON aborts the upload of a JSON result that is not valid.
 var errInvalidJSON = errors.New("result is not valid JSON")
 

@@ -352,3 +352,59 @@ types:
 	require.Equal(t, int64(1<<20), cfg.MaxResultBytes)
 	require.Equal(t, "application/pdf", cfg.Types["report.pdf"].OutputMediaType)
 }
+
+func TestExecLargeResultAfterPauseRequest(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	cfg := testConfig(nil)
+	cfg.ResultLimit = 1 << 10
+	dir := t.TempDir()
+	started := filepath.Join(dir, "started")
+	data := largeJSON(200 << 10)
+	// The program finishes its work when asked to stop, and exits 0 with
+	// a result too large to inline.
+	script := writeScript(t, dir, "finish.sh", `
+trap 'cat "$DATA"; exit 0' TERM
+touch "$STARTED"
+while :; do sleep 0.05; done
+`)
+	tc := execType(script)
+	tc.Env = map[string]string{"DATA": writeData(t, data), "STARTED": started}
+	cfg.Types = map[string]TypeConfig{"finish": tc}
+	// Room to write the result after SIGTERM, before SIGKILL.
+	cfg.KillGrace = waitTimeout
+	tb.start(t, tb.bus, cfg, nil)
+
+	id := submit(t, tb.bus, "finish", input(`{}`))
+	require.Eventually(t, func() bool { _, err := os.Stat(started); return err == nil }, waitTimeout, pollEvery)
+	request(t, tb.bus, id, events.KindPauseRequested, nil)
+
+	task := waitStatus(t, tb.bus, id, events.StatusSucceeded)
+	require.NotNil(t, task.ResultRef)
+	require.Equal(t, sha256Hex(data), task.ResultRef.SHA256)
+	require.True(t, bytes.Equal(data, readResult(t, tb.bus, task.ResultRef)))
+}
+
+func TestExecQuietExitAfterPauseRequestPauses(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	dir := t.TempDir()
+	started := filepath.Join(dir, "started")
+	// The program stops at once when asked to, with exit 0 and no output.
+	script := writeScript(t, dir, "quiet.sh", `
+trap 'exit 0' TERM
+touch "$STARTED"
+while :; do sleep 0.05; done
+`)
+	tc := execType(script)
+	tc.Env = map[string]string{"STARTED": started}
+	tb.start(t, tb.bus, testConfig(map[string]TypeConfig{"quiet": tc}), nil)
+
+	id := submit(t, tb.bus, "quiet", input(`{}`))
+	require.Eventually(t, func() bool { _, err := os.Stat(started); return err == nil }, waitTimeout, pollEvery)
+	request(t, tb.bus, id, events.KindPauseRequested, nil)
+
+	task := waitStatus(t, tb.bus, id, events.StatusPaused)
+	require.Nil(t, task.Result, "exit 0 without output after SIGTERM is no result")
+	require.Empty(t, storedObjects(t, tb.bus))
+}
