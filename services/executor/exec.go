@@ -167,8 +167,8 @@ func (h *execHandler) run(ctx context.Context, t *Task) (any, error) {
 	}
 
 	// A program that exits 0 with output after SIGTERM has a result, as
-	// the protocol says, although os/exec then reports the context's
-	// error. The outcome decides whether the result counts, for example
+	// the exec protocol promises, although os/exec then reports the
+	// context's error. The outcome decides whether the result counts, for example
 	// against a requested cancel.
 	exitedOK := waitErr == nil
 	if ctx.Err() != nil && errors.Is(waitErr, ctx.Err()) && cmd.ProcessState.Success() && !stdout.empty() {
