@@ -67,49 +67,54 @@ func (g *generator) webhookRow(ctx context.Context) ([]Row, error) {
 	baseline := g.settled(func(ctx context.Context) Sample {
 		return runWindow(ctx, 1, g.cfg.Warmup, g.cfg.Duration, g.rawRoundTrip)
 	})
+	submit := func(ctx context.Context) (trip, error) { return g.submitWithWebhook(ctx, client, body) }
 	handoff := g.settled(func(ctx context.Context) Sample {
 		return runWindow(ctx, 1, g.cfg.Warmup, g.cfg.Duration, func(ctx context.Context, w *window) {
-			g.submitWithWebhook(ctx, w, client, body)
+			t, err := submit(ctx)
+			if err != nil {
+				w.fail(err)
+				return
+			}
+			w.done(t.took())
 		})
 	})
 	bs, hs := compare(ctx, g.cfg, RowWebhook, baseline, handoff, p50Value, formatLatency)
 	if err := g.profile(ctx, RowWebhook, handoff); err != nil {
 		return nil, err
 	}
-	return []Row{latencyRow(figure, bs, hs, atMost(12))}, nil
+	row := latencyRow(figure, bs, hs, atMost(12))
+	row.Notes = append(row.Notes, g.tracePaths(ctx, submit, "the receiver received its webhook"))
+	return []Row{row}, nil
 }
 
 // submitWithWebhook submits one echo task with a webhook over HTTP and
-// waits for the webhook of its terminal event.
-func (g *generator) submitWithWebhook(ctx context.Context, w *window, client *http.Client, body []byte) {
+// returns its trip, which ends when the webhook of its terminal event
+// arrives.
+func (g *generator) submitWithWebhook(ctx context.Context, client *http.Client, body []byte) (trip, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 
 	start := time.Now()
 	resp, err := post(ctx, client, g.st.apiURL+"/v1/tasks", body, http.StatusAccepted)
 	if err != nil {
-		w.fail(err)
-		return
+		return trip{}, err
 	}
 	var view struct {
 		ID string `json:"id"`
 	}
 	if err := json.Unmarshal(resp, &view); err != nil || view.ID == "" {
-		w.fail(fmt.Errorf("submission response without a task id: %q", resp))
-		return
+		return trip{}, fmt.Errorf("submission response without a task id: %q", resp)
 	}
 	a := g.hooks.expect(view.ID)
 	defer g.hooks.forget(view.ID)
 	at, err := await(ctx, a)
 	if err != nil {
-		w.fail(fmt.Errorf("webhook of task %s: %w", view.ID, err))
-		return
+		return trip{}, fmt.Errorf("webhook of task %s: %w", view.ID, err)
 	}
 	if a.outcome != events.KindSucceeded.Type() {
-		w.fail(fmt.Errorf("webhook of task %s has type %s", view.ID, a.outcome))
-		return
+		return trip{}, fmt.Errorf("webhook of task %s has type %s", view.ID, a.outcome)
 	}
-	w.done(at.Sub(start))
+	return trip{id: view.ID, start: start, end: at}, nil
 }
 
 // newHTTPClient returns a client that keeps up to conns connections open

@@ -45,7 +45,9 @@ func (g *generator) latencyRow(ctx context.Context) ([]Row, error) {
 	if err := g.profile(ctx, RowLatency, handoff); err != nil {
 		return nil, err
 	}
-	return []Row{latencyRow(figure, bs, hs, atMost(8))}, nil
+	row := latencyRow(figure, bs, hs, atMost(8))
+	row.Notes = append(row.Notes, g.tracePaths(ctx, g.echo.run, "the subscriber received it"))
+	return []Row{row}, nil
 }
 
 // echoSubmitter runs echo tasks as an agent does over NATS: it appends
@@ -60,17 +62,17 @@ type echoSubmitter struct {
 
 // op runs one task for w.
 func (e *echoSubmitter) op(ctx context.Context, w *window) {
-	_, took, err := e.run(ctx)
+	t, err := e.run(ctx)
 	if err != nil {
 		w.fail(err)
 		return
 	}
-	w.done(took)
+	w.done(t.took())
 }
 
-// run runs one task and returns its id and the time from the submission to
-// the subscriber's receipt of its succeeded event.
-func (e *echoSubmitter) run(ctx context.Context) (string, time.Duration, error) {
+// run runs one task and returns its trip, which ends when the subscriber
+// receives its succeeded event.
+func (e *echoSubmitter) run(ctx context.Context) (trip, error) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 
@@ -79,26 +81,26 @@ func (e *echoSubmitter) run(ctx context.Context) (string, time.Duration, error) 
 	defer e.tasks.forget(id)
 	ev, err := events.NewEvent(events.KindSubmitted, e.tenant, id, echoType, agentSource, events.Submission{Input: e.input})
 	if err != nil {
-		return "", 0, err
+		return trip{}, err
 	}
 	opts := bus.AppendOptions{TTL: events.DefaultTTL}
 
 	start := time.Now()
 	f, err := e.bus.AppendAsync(&ev, opts)
 	if err != nil {
-		return "", 0, err
+		return trip{}, err
 	}
 	if _, err := bus.AppendResult(ctx, &ev, opts, f); err != nil {
-		return "", 0, err
+		return trip{}, err
 	}
 	at, err := await(ctx, a)
 	if err != nil {
-		return "", 0, fmt.Errorf("task %s: %w", id, err)
+		return trip{}, fmt.Errorf("task %s: %w", id, err)
 	}
 	if a.outcome != string(events.KindSucceeded) {
-		return "", 0, fmt.Errorf("task %s ended %s", id, a.outcome)
+		return trip{}, fmt.Errorf("task %s ended %s", id, a.outcome)
 	}
-	return id, at.Sub(start), nil
+	return trip{id: id, start: start, end: at}, nil
 }
 
 // rawLoop is the baseline of submitNATS: it publishes a job of the same

@@ -131,12 +131,12 @@ func (g *generator) finishedTasks(ctx context.Context, n int) ([]string, error) 
 	for range min(n, 64) {
 		wg.Go(func() {
 			for range next {
-				id, _, err := g.echo.run(ctx)
+				t, err := g.echo.run(ctx)
 				mu.Lock()
 				if err != nil {
 					errs = append(errs, err)
 				} else {
-					ids = append(ids, id)
+					ids = append(ids, t.id)
 				}
 				mu.Unlock()
 			}

@@ -29,7 +29,7 @@ type Sample struct {
 	Elapsed time.Duration
 	// Drain is how long the services took after the last operation to
 	// finish the work the run left behind, such as the notifier's
-	// backlog; see [stack.waitIdle].
+	// backlog. [stack.waitIdle] measures it.
 	Drain time.Duration
 }
 
