@@ -220,26 +220,33 @@ func runMain(ctx context.Context, cfg Config, dir string, report *Report, log *z
 	}
 	defer g.close()
 
+	// The memory row runs first, on the fresh stack, because the server
+	// frees its caches of the earlier rows' messages over the following
+	// seconds, which would blur the growth it measures.
 	steps := []struct {
 		row string
 		run func(context.Context) ([]Row, error)
 	}{
+		{RowMemory, g.memoryRow},
 		{RowNATS, g.natsRow},
 		{RowHTTP, g.httpRow},
 		{RowReads, g.readsRow},
 		{RowLatency, g.latencyRow},
 		{RowWebhook, g.webhookRow},
-		{RowMemory, g.memoryRow},
 	}
+	rows := make(map[string][]Row)
 	for _, step := range steps {
 		if !cfg.runs(step.row) {
 			continue
 		}
-		rows, err := step.run(ctx)
+		measured, err := step.run(ctx)
 		if err != nil {
 			return fmt.Errorf("row %s: %w", step.row, err)
 		}
-		report.Rows = append(report.Rows, rows...)
+		rows[step.row] = measured
+	}
+	for _, row := range AllRows {
+		report.Rows = append(report.Rows, rows[row]...)
 	}
 	return nil
 }

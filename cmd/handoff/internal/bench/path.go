@@ -21,10 +21,10 @@ type trip struct {
 func (t trip) took() time.Duration { return t.end.Sub(t.start) }
 
 // tracePaths runs tracedTasks trips one at a time and returns a note with
-// the median time of each step of a task's path: from the submission to
-// the storing of its submitted event, then to its started and succeeded
-// events, by the stream's timestamps, and then to the end of the trip,
-// which last names. A failure to trace is the note.
+// the median time of each step of a task's path. The steps end when the
+// stream stores the submitted, started and succeeded events, by the
+// stream's timestamps, and at the end of the trip, which last names. A
+// failure to trace is the note.
 func (g *generator) tracePaths(ctx context.Context, run func(context.Context) (trip, error), last string) string {
 	steps := make([][]float64, 4)
 	for range tracedTasks {

@@ -26,7 +26,7 @@ func TestRunEveryRow(t *testing.T) {
 		Warmup:        100 * time.Millisecond,
 		InFlight:      16,
 		HTTPClients:   4,
-		SleepTasks:    20,
+		SleepTasks:    200,
 		SleepFor:      4 * time.Second,
 		RetainedSmall: 50,
 		RetainedLarge: 200,
@@ -48,7 +48,7 @@ func TestRunEveryRow(t *testing.T) {
 		require.False(t, row.Failed(), row.Figure)
 	}
 	require.Empty(t, report.Failed())
-	require.Equal(t, "executor memory per in-flight task, 20 sleep tasks running", report.Rows[5].Figure)
+	require.Equal(t, "executor memory per in-flight task, 200 sleep tasks running", report.Rows[5].Figure)
 
 	var table bytes.Buffer
 	require.NoError(t, report.WriteTable(&table))
