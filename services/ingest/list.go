@@ -22,15 +22,18 @@ import (
 // Bounds of the work of one GET /v1/tasks.
 const (
 	// listWindow is the first range of stream sequences scanned for
-	// tasks. Each later range is listWindowGrowth times larger, up to
-	// maxListWindow, so a tenant with few tasks in a busy stream is found
-	// in a few requests.
+	// tasks. A later range is sized for the candidates still wanted at the
+	// density found so far, at most listWindowGrowth times the previous
+	// one and maxListWindow, so a tenant with few tasks in a busy stream is
+	// found in a few requests.
 	listWindow       = 1024
 	listWindowGrowth = 4
 	maxListWindow    = 1 << 20
 
 	// listBatch and listBatchBytes bound one batch direct get of the scan.
-	listBatch      = 256
+	// Each batch costs the server a count of the matches up to the end of
+	// the stream, so batches are large.
+	listBatch      = 1024
 	listBatchBytes = 1 << 20
 
 	// maxListReads bounds the tasks read and folded for one page. A page
@@ -119,6 +122,7 @@ func (s *Server) listTasks(ctx context.Context, tenant string, q listQuery) (*ta
 	filters := s.listFilters(tenant, q.typePattern)
 
 	window := uint64(listWindow)
+	var scanned, found uint64
 	hi := upper
 	for hi > lower {
 		lo := lower
@@ -129,6 +133,8 @@ func (s *Server) listTasks(ctx context.Context, tenant string, q listQuery) (*ta
 		if err != nil {
 			return nil, stats, err
 		}
+		scanned += hi - lo
+		found += uint64(len(candidates))
 		// Newest first.
 		slices.Reverse(candidates)
 
@@ -156,9 +162,26 @@ func (s *Server) listTasks(ctx context.Context, tenant string, q listQuery) (*ta
 		}
 
 		hi = lo
-		window = min(window*listWindowGrowth, maxListWindow)
+		want := q.limit - len(page.Tasks)
+		if q.filtersTasks() {
+			want = maxListReads - stats.reads
+		}
+		window = nextWindow(window, scanned, found, want)
 	}
 	return page, stats, nil
+}
+
+// nextWindow sizes the next range of sequences to scan: enough for want
+// more candidates at the density found so far, with a quarter more as a
+// margin, and listWindowGrowth times the last range while none was found.
+func nextWindow(window, scanned, found uint64, want int) uint64 {
+	next := window * listWindowGrowth
+	if found > 0 && want > 0 {
+		estimate := uint64(want)*scanned/found + 1
+		estimate += estimate / 4
+		next = min(next, max(estimate, listWindow))
+	}
+	return min(next, maxListWindow)
 }
 
 // listBounds returns the tasks stream and the range of its sequences,
@@ -437,6 +460,12 @@ func (s *Server) lastTaskSequences(ctx context.Context, tenant, id string) (map[
 		return nil, 0, fmt.Errorf("read task %s: no answer from the server", id)
 	}
 	return byKind, last, nil
+}
+
+// filtersTasks reports whether the query has filters that only a task's
+// fold can check, so a page may need many more candidates than tasks.
+func (q listQuery) filtersTasks() bool {
+	return len(q.statuses) > 0 || !q.createdAfter.IsZero() || !q.createdBefore.IsZero()
 }
 
 // matches reports whether a task passes the filters that its first
