@@ -8,10 +8,10 @@ import (
 
 func TestNextWindow(t *testing.T) {
 	tests := []struct {
-		name                    string
+		name                   string
 		window, scanned, found uint64
-		want                    int
-		next                    uint64
+		want                   int
+		next                   uint64
 	}{
 		{"nothing found yet", 1024, 1024, 0, 50, 4096},
 		{"dense tenant", 1024, 1024, 512, 50, listWindow},
