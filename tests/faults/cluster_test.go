@@ -53,6 +53,7 @@ func TestClusterLeaderLoss(t *testing.T) {
 	s.provision("--replicas", fmt.Sprint(clusterNodes))
 	js := s.bus.JetStream()
 	tasksStream := s.bus.Names().TasksStream()
+	requireReplicas(t, s, clusterNodes)
 	waitReplicasCurrent(t, js, tasksStream, clusterNodes, startTimeout)
 
 	secret, err := webhook.NewSecret()
@@ -148,6 +149,25 @@ func TestClusterLeaderLoss(t *testing.T) {
 	}
 
 	checkWebhooks(t, s, rcv, accepted, a, restarted)
+}
+
+// requireReplicas checks that every stream and the results object store
+// have n replicas.
+func requireReplicas(t *testing.T, s *stack, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	names := s.bus.Names()
+	for _, name := range []string{names.TasksStream(), names.RegistryStream(), names.DeliveriesStream()} {
+		stream, err := s.bus.JetStream().Stream(ctx, name)
+		require.NoError(t, err)
+		require.Equal(t, n, stream.CachedInfo().Config.Replicas, "replicas of stream %s", name)
+	}
+	results, err := s.bus.JetStream().ObjectStore(ctx, names.ResultsBucket())
+	require.NoError(t, err)
+	status, err := results.Status(ctx)
+	require.NoError(t, err)
+	require.Equal(t, n, status.Replicas(), "replicas of object store %s", names.ResultsBucket())
 }
 
 // clusterRequest returns the i-th submission of the cluster test: echo,
