@@ -95,6 +95,11 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, p *Problem, msg st
 // ctx's deadline or when the connection closes, which looks like a task
 // without events or with fewer events. A read that outlived ctx or the
 // connection is therefore reported as failed, whatever it returned.
+//
+// NOTE: with stream replicas, a follower that has not applied the newest
+// events yet may serve the read, so a read right after a submit can
+// return bus.ErrTaskNotFound for a moment. Callers know no sequence to
+// read through, unlike the executor and the notifier.
 func (s *Server) readTask(ctx context.Context, tenant, id string) (*events.Task, error) {
 	task, err := s.bus.ReadTask(ctx, tenant, id)
 	if ctxErr := ctx.Err(); ctxErr != nil {
