@@ -149,7 +149,7 @@ func (h *execHandler) run(ctx context.Context, t *Task) (any, error) {
 	stderr := &stderrParser{task: t}
 	cmd.Stdout = stdout
 	cmd.Stderr = stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = execProcAttr()
 	cmd.Cancel = func() error { return signalGroup(cmd.Process.Pid, syscall.SIGTERM) }
 	// os/exec kills the process and closes its pipes KillGrace after the
 	// cancel; the rest of the group is killed below.
