@@ -52,7 +52,8 @@ type principalKey struct{}
 // tokenTable maps the SHA-256 of each token to its principal.
 type tokenTable map[string]*principal
 
-// fileStamp tells whether a file changed since it was read.
+// fileStamp is the modification time and size of a file, which change
+// when the file is written.
 type fileStamp struct {
 	modTime time.Time
 	size    int64

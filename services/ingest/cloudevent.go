@@ -15,6 +15,7 @@ import (
 // and the event's data as JSON.
 func structuredEvent(ev *events.Event) ([]byte, error) {
 	ce := event.New(event.CloudEventsVersionV1)
+
 	ce.SetID(ev.ID)
 	ce.SetSource(ev.Source)
 	ce.SetType(ev.Kind.Type())
@@ -31,6 +32,7 @@ func structuredEvent(ev *events.Event) ([]byte, error) {
 	if ev.TraceState != "" {
 		ce.SetExtension("tracestate", ev.TraceState)
 	}
+
 	if len(ev.Data) > 0 {
 		// A json.RawMessage is written as JSON, where a []byte would be
 		// written as data_base64.
@@ -41,6 +43,7 @@ func structuredEvent(ev *events.Event) ([]byte, error) {
 	if err := ce.Validate(); err != nil {
 		return nil, fmt.Errorf("encode %s event %s as a CloudEvent: %w", ev.Kind, ev.ID, err)
 	}
+
 	body, err := json.Marshal(ce)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s event %s as a CloudEvent: %w", ev.Kind, ev.ID, err)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 
 	"github.com/handoff-dev/handoff/events"
@@ -44,10 +45,7 @@ func (s *Server) handleTaskEvents(w http.ResponseWriter, r *http.Request) {
 
 	fields := []zap.Field{zap.String(logging.KeyTenant, tenant), zap.String(logging.KeyTaskID, id)}
 	readCtx, cancelRead := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-	te, err := s.bus.ReadEvents(readCtx, tenant, id, 0)
-	if ctxErr := readCtx.Err(); ctxErr != nil && err == nil {
-		err = fmt.Errorf("read task %s: %w", id, ctxErr)
-	}
+	te, err := s.readEvents(readCtx, tenant, id)
 	cancelRead()
 	if errors.Is(err, bus.ErrTaskNotFound) {
 		writeProblem(w, r, taskNotFound(id))
@@ -139,6 +137,20 @@ func (s *Server) followTask(ctx context.Context, sse *sseWriter, task *events.Ta
 	}
 }
 
+// readEvents reads a task's events within ctx. Like readTask, it reports a
+// read that outlived ctx or the connection as failed, because the batch
+// read then ends early without an error.
+func (s *Server) readEvents(ctx context.Context, tenant, id string) (*bus.TaskEvents, error) {
+	te, err := s.bus.ReadEvents(ctx, tenant, id, 0)
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return nil, fmt.Errorf("read task %s: %w", id, ctxErr)
+	}
+	if s.bus.Conn().IsClosed() {
+		return nil, fmt.Errorf("read task %s: %w", id, nats.ErrConnectionClosed)
+	}
+	return te, err
+}
+
 // lastEventID reads the Last-Event-ID header: the stream sequence of the
 // last event the client received, or 0 without the header.
 func lastEventID(values []string) (uint64, *Problem) {
@@ -169,8 +181,9 @@ type sseWriter struct {
 }
 
 // event writes ev with its stream sequence as id and its kind as event
-// name. An event that cannot be encoded is skipped, because its data is
-// invalid JSON, which the fold would have rejected as well.
+// name. An event that cannot be encoded is skipped rather than ending the
+// stream; bus.Decode checks the attributes and the data that encoding
+// needs, so none is expected.
 func (s *sseWriter) event(ev *events.Event) error {
 	body, err := structuredEvent(ev)
 	if err != nil {

@@ -23,9 +23,9 @@ import (
 const (
 	// listWindow is the first range of stream sequences scanned for
 	// tasks. A later range is sized for the candidates still wanted at the
-	// density found so far, at most listWindowGrowth times the previous
-	// one and maxListWindow, so a tenant with few tasks in a busy stream is
-	// found in a few requests.
+	// density found so far. It is at most listWindowGrowth times the
+	// previous one and at most maxListWindow, so a tenant with few tasks in
+	// a busy stream is found in a few requests.
 	listWindow       = 1024
 	listWindowGrowth = 4
 	maxListWindow    = 1 << 20
@@ -245,7 +245,7 @@ func (s *Server) firstSeqAt(ctx context.Context, t time.Time) (uint64, bool, err
 	if err := ctx.Err(); err != nil {
 		return 0, false, err
 	}
-	return 0, false, fmt.Errorf("find the first event stored at %s: no answer from the server", t.Format(time.RFC3339))
+	return 0, false, fmt.Errorf("find the first event stored at %s: the server sent no response", t.Format(time.RFC3339))
 }
 
 // listFilters returns the subject filters of the events that create the
@@ -324,10 +324,10 @@ func (s *Server) scanBatch(ctx context.Context, filter string, start, hi uint64,
 		*out = append(*out, listCandidate{seq: msg.Sequence, subject: subj})
 	}
 	if err := ctx.Err(); err != nil {
-		return 0, false, fmt.Errorf("scan %s: no complete answer: %w", filter, err)
+		return 0, false, fmt.Errorf("scan %s: incomplete response: %w", filter, err)
 	}
 	if n == 0 {
-		return 0, false, fmt.Errorf("scan %s: no answer from the server", filter)
+		return 0, false, fmt.Errorf("scan %s: the server sent no response", filter)
 	}
 	return next, pending > 0, nil
 }
@@ -360,12 +360,12 @@ func (s *Server) readCandidates(ctx context.Context, stream jetstream.Stream, ca
 }
 
 // readCandidate reads the task of a candidate from the candidate on, and
-// folds it. A batch read of a task's subjects costs the server a scan to
-// the end of the stream, to count what follows, so it first learns the
-// task's last sequence from the last message of each subject, then reads
-// up to it with single direct gets, each of which stops at the next
-// match. A task with more than maxSteppedEvents events is read on with
-// [bus.Bus.ReadEvents].
+// folds it. A batch read of a task's subjects makes the server count the
+// matches up to the end of the stream, which is slow in a long stream. So
+// readCandidate first gets the task's last sequence from the last message
+// of each subject. Then it reads up to that sequence with single direct
+// gets, each of which stops at the next match. A task with more than
+// maxSteppedEvents events is read on with [bus.Bus.ReadEvents].
 func (s *Server) readCandidate(ctx context.Context, stream jetstream.Stream, c listCandidate) (*events.Task, error) {
 	tenant, id := c.subject.Tenant, c.subject.TaskID
 	lastByKind, lastSeq, err := s.lastTaskSequences(ctx, tenant, id)
@@ -454,10 +454,10 @@ func (s *Server) lastTaskSequences(ctx context.Context, tenant, id string) (map[
 		}
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, 0, fmt.Errorf("read task %s: no complete answer: %w", id, err)
+		return nil, 0, fmt.Errorf("read task %s: incomplete response: %w", id, err)
 	}
 	if n == 0 {
-		return nil, 0, fmt.Errorf("read task %s: no answer from the server", id)
+		return nil, 0, fmt.Errorf("read task %s: the server sent no response", id)
 	}
 	return byKind, last, nil
 }

@@ -8,20 +8,20 @@ import (
 )
 
 // preferences are the RFC 7240 preferences of a submission that the server
-// knows: wait and respond-async.
+// supports: wait and respond-async.
 type preferences struct {
 	// wait is how long the client is ready to wait for the task to end,
 	// capped at Config.MaxWait; zero when it sent no valid wait.
 	wait time.Duration
-	// respondAsync asks for 202 at once.
+	// respondAsync requests 202 at once.
 	respondAsync bool
 }
 
 // parsePrefer reads the Prefer header fields of a request. Preference
-// names are case-insensitive, the first instance of a preference counts,
-// and parameters after ';' are ignored, as RFC 7240 says. A wait that is
-// not a number of seconds is ignored like an unknown preference, because a
-// preference must never make a request fail.
+// names are compared case-insensitively, the first instance of a
+// preference counts, and parameters after ';' are ignored. A wait that is
+// not a number of seconds is ignored like an unknown preference, so a
+// preference never makes a request fail.
 func parsePrefer(values []string, maxWait time.Duration) preferences {
 	var p preferences
 	seen := map[string]bool{}

@@ -47,7 +47,8 @@ func (d rateSpec) limiter() *rate.Limiter {
 }
 
 // allowSubmission takes one submission from p's bucket, or returns a 429
-// problem whose Retry-After says when the bucket has one again.
+// problem whose Retry-After gives the seconds until the bucket has one
+// again.
 func (s *Server) allowSubmission(p *principal, now time.Time) *Problem {
 	if p.limiter == nil {
 		return nil

@@ -193,8 +193,8 @@ func (s *Server) Close() {
 }
 
 // drain ends the requests that wait for a task to change and the event
-// streams: a wait answers the task's current view, and a stream closes, so
-// its client reconnects to another instance with Last-Event-ID.
+// streams. A held request returns the task's current view, and a stream
+// closes, so its client reconnects to another instance with Last-Event-ID.
 func (s *Server) drain() {
 	s.drainOnce.Do(func() { close(s.draining) })
 }

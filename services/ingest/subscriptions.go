@@ -148,7 +148,7 @@ func (s *Server) handleRotateSubscription(w http.ResponseWriter, r *http.Request
 // subscriptionFailed responds to an error of the subscription store:
 // invalid fields are 422, an unknown id 404, an invalid id 400, a tenant
 // at its limit 409, and a subscription that kept changing 503. Any other
-// error is logged and answered by storeProblem. operation names what
+// error is logged and sent as the problem of storeProblem. operation names what
 // failed, such as "creating the subscription".
 func (s *Server) subscriptionFailed(w http.ResponseWriter, r *http.Request, err error, operation, tenant, id string) {
 	var fieldErrs events.FieldErrors

@@ -30,8 +30,8 @@ const (
 
 // taskWatch reads the events that the tasks stream stores on one task's
 // subjects after a given sequence, in stream order, as they are stored.
-// It reads from the stream rather than from the subjects, so it also sees
-// the events that message schedules publish, and it starts from a
+// It reads from the stream rather than from the subjects, so it also
+// receives the events that message schedules store. It starts from a
 // sequence, so no event stored between an earlier read and the start of
 // the watch is missed.
 //

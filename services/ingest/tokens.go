@@ -65,7 +65,7 @@ type TokenEntry struct {
 
 // NewToken returns a new bearer token for tenant and its entry for the
 // tokens file. The token is TokenPrefix and 256 random bits in unpadded
-// base64url; only its hash is in the entry, so show the token to its owner
+// base64url. Only its hash is in the entry, so show the token to its owner
 // once and keep no copy.
 func NewToken(tenant, name string) (string, TokenEntry, error) {
 	random := make([]byte, tokenRandomBytes)

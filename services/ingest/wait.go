@@ -134,11 +134,11 @@ func (s *Server) logWaitFailure(task *events.Task, err error) {
 	s.log.Warn("waiting for a task to change failed; responding with its current view", append(logging.Task(task.Tenant, task.ID, task.Type), zap.Error(err))...)
 }
 
-// awaitChange holds GET /v1/tasks/{id}?wait= for up to d. It returns task
-// at once when it has ended or differs from the client's view, the
-// sequence in If-None-Match; without If-None-Match the client's view is
-// task itself. Otherwise it returns the task read again after its next
-// event, or task when none came in time.
+// awaitChange holds GET /v1/tasks/{id}?wait= for up to d. The client's
+// view is the sequence in If-None-Match, or task itself without that
+// header. awaitChange returns task at once when it has ended or differs
+// from the client's view. Otherwise it returns the task read again after
+// its next event, or task when none came in time.
 func (s *Server) awaitChange(r *http.Request, task *events.Task, d time.Duration) *events.Task {
 	if task.Terminal() {
 		return task
