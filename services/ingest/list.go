@@ -111,6 +111,10 @@ type listStats struct {
 // folded for its view and status. Tasks are listed in the order of their
 // first events, newest first, and the cursor is the sequence of the last
 // one listed, so tasks created later never shift a page.
+//
+// NOTE: a delayed task moves to a newer position when its scheduled event
+// is replaced by a submitted one, at run_at or on a cancel, so a walk
+// through the pages at that moment can miss it or list it twice.
 func (s *Server) listTasks(ctx context.Context, tenant string, q listQuery) (*taskList, listStats, error) {
 	var stats listStats
 	page := &taskList{Tasks: []events.View{}}

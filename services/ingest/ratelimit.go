@@ -49,6 +49,9 @@ func (d rateSpec) limiter() *rate.Limiter {
 // allowSubmission takes one submission from p's bucket, or returns a 429
 // problem whose Retry-After gives the seconds until the bucket has one
 // again.
+//
+// NOTE: buckets live in each instance, so N instances behind a load
+// balancer allow up to N times a token's rate.
 func (s *Server) allowSubmission(p *principal, now time.Time) *Problem {
 	if p.limiter == nil {
 		return nil
