@@ -142,7 +142,7 @@ const DefaultHold = 30 * time.Second
 
 // Wait waits until the task ends or ctx is done, and calls onChange, if
 // not nil, with the current view and then every view whose sequence
-// moved. After the first read, each request asks the server to hold the
+// moved. After the first read, each request has the server hold the
 // response until the task changes (GET /v1/tasks/{id}?wait=), for at most
 // maxInterval, or DefaultHold when it is zero or longer, so changes arrive
 // as they happen and an idle task costs one request per hold. When ctx

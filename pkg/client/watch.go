@@ -59,7 +59,7 @@ func (c *Client) follow(ctx context.Context, id string, resp *http.Response, out
 				return
 			}
 			// The server closes the stream after the task's end, and when
-			// it shuts down: only the task's status tells them apart.
+			// it shuts down. Only the task's status distinguishes the two.
 			if err == nil {
 				v, _, err := c.Get(ctx, id)
 				if err == nil && v.Status.Terminal() {
