@@ -69,6 +69,9 @@ func (s *Server) handleTaskEvents(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
 
 	sse := &sseWriter{w: w, rc: rc}
 	for i := range te.Events {

@@ -274,3 +274,16 @@ func mustField(t testing.TB, object json.RawMessage, name string) json.RawMessag
 	require.NoError(t, json.Unmarshal(object, &fields))
 	return fields[name]
 }
+
+func TestEventStreamHead(t *testing.T) {
+	b := setup(t)
+	id := b.submit(t, `{"type": "echo"}`).view(t).ID
+
+	// The contract lists GET only, as for every GET route, so the response
+	// is checked here.
+	resp, err := b.send(b.request(t, http.MethodHead, "/v1/tasks/"+id+"/events", nil))
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.status, "HEAD returns at once, without following the task")
+	require.Equal(t, ingest.ContentTypeEventStream, resp.header.Get("Content-Type"))
+	require.Empty(t, resp.body)
+}
