@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/handoff-dev/handoff/events"
@@ -35,78 +36,152 @@ type TaskEvents struct {
 	LastSeq uint64
 }
 
-// ReadEvents returns every event of one task with batch direct gets: one
-// request for up to 1024 events, starting after stream sequence after (0 for
-// all). It returns ErrTaskNotFound when there are none.
+// ReadEvents returns every event of one task stored after stream sequence
+// after (0 for all). It returns ErrTaskNotFound when a read of all finds
+// none.
+//
+// A read never lets the server search past the task's last event, because
+// a search for the next match of a wildcard filter that finds none scans
+// every message block after the task (nats-server 2.15.3): about 4 ms per
+// read for a task near the start of a stream of 80,000 events, where the
+// reads below take about 0.12 ms wherever the task is. A read of all first
+// asks for one event in a batch request, which the server answers with the
+// count of the task's events from its subject index, then reads exactly
+// that many. A read after a sequence first asks for the last event of each
+// of the task's subjects, whose highest sequence bounds the read.
 func (b *Bus) ReadEvents(ctx context.Context, tenant, taskID string, after uint64) (*TaskEvents, error) {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
 	filter := b.names.TaskFilter(tenant, taskID)
 	out := &TaskEvents{}
-	start := after + 1
-	for {
-		more, err := b.readBatch(ctx, filter, start, out)
+
+	if after == 0 {
+		pending, found, err := b.readFirst(ctx, filter, out)
 		if err != nil {
 			return nil, err
 		}
-		if !more {
-			break
+		if !found {
+			return nil, fmt.Errorf("%w: %s/%s", ErrTaskNotFound, tenant, taskID)
 		}
-		start = out.LastSeq + 1
+		if err := b.readCount(ctx, filter, pending, out); err != nil {
+			return nil, err
+		}
+		return out, nil
 	}
-	if out.LastSeq == 0 && after == 0 {
-		return nil, fmt.Errorf("%w: %s/%s", ErrTaskNotFound, tenant, taskID)
+
+	last, err := b.lastSeq(ctx, filter)
+	if err != nil {
+		return nil, err
 	}
+	out.LastSeq = after
+	for out.LastSeq < last {
+		found, err := b.readNext(ctx, filter, out.LastSeq+1, out)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			return nil, fmt.Errorf("read %s: the event at sequence %d is gone", filter, last)
+		}
+	}
+	// With nothing new, LastSeq is still the task's last event, as its
+	// doc says, which may be at or before after.
+	out.LastSeq = last
 	return out, nil
 }
 
-// readBatch appends one batch to out and reports whether more messages
-// match the filter after it.
-func (b *Bus) readBatch(ctx context.Context, filter string, start uint64, out *TaskEvents) (bool, error) {
-	// The batch iterator ends without an error when its deadline passes,
-	// so every read has one, and a read that ends early is an error rather
-	// than a shorter history.
-	ctx, cancel := context.WithTimeout(ctx, readTimeout)
-	defer cancel()
+// singleReads bounds the events read one request each; a longer history is
+// read in batch requests of the known count.
+const singleReads = 32
 
-	msgs, err := jetstreamext.GetBatch(ctx, b.js, b.names.TasksStream(), readBatch,
-		jetstreamext.GetBatchSubject(filter), jetstreamext.GetBatchSeq(start))
+// readFirst reads the task's first event with a batch request of one and
+// returns how many events follow it.
+func (b *Bus) readFirst(ctx context.Context, filter string, out *TaskEvents) (uint64, bool, error) {
+	msgs, err := jetstreamext.GetBatch(ctx, b.js, b.names.TasksStream(), 1, jetstreamext.GetBatchSubject(filter))
 	if err != nil {
-		return false, fmt.Errorf("read %s: %w", filter, err)
+		return 0, false, fmt.Errorf("read %s: %w", filter, err)
 	}
-
 	n := 0
 	pending := uint64(0)
 	for msg, err := range msgs {
 		if errors.Is(err, jetstreamext.ErrNoMessages) {
-			return false, nil
+			return 0, false, nil
 		}
 		if err != nil {
-			return false, fmt.Errorf("read %s: %w", filter, err)
+			return 0, false, fmt.Errorf("read %s: %w", filter, err)
 		}
 		n++
-		out.LastSeq = msg.Sequence
 		pending, _ = strconv.ParseUint(msg.Header.Get(headerNumPending), 10, 64)
-
-		ev, err := Decode(msg.Subject, msg.Header, msg.Data, msg.Sequence, msg.Time)
-		if err != nil {
-			out.Invalid = append(out.Invalid, events.SkippedEvent{
-				Seq: msg.Sequence, ID: msg.Header.Get(HeaderMsgID), Reason: err.Error(),
-			})
-			continue
-		}
-		out.Events = append(out.Events, ev)
+		out.add(msg.Subject, msg.Header, msg.Data, msg.Sequence, msg.Time)
 	}
+	if err := answered(ctx, filter, n); err != nil {
+		return 0, false, err
+	}
+	return pending, true, nil
+}
+
+// readCount reads the next count events after out.LastSeq.
+func (b *Bus) readCount(ctx context.Context, filter string, count uint64, out *TaskEvents) error {
+	if count <= singleReads {
+		for ; count > 0; count-- {
+			found, err := b.readNext(ctx, filter, out.LastSeq+1, out)
+			if err != nil {
+				return err
+			}
+			if !found {
+				return fmt.Errorf("read %s: %d events fewer than counted", filter, count)
+			}
+		}
+		return nil
+	}
+
+	for count > 0 {
+		batch := min(count, readBatch)
+		msgs, err := jetstreamext.GetBatch(ctx, b.js, b.names.TasksStream(), int(batch),
+			jetstreamext.GetBatchSubject(filter), jetstreamext.GetBatchSeq(out.LastSeq+1))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", filter, err)
+		}
+		n := uint64(0)
+		for msg, err := range msgs {
+			if err != nil {
+				return fmt.Errorf("read %s: %w", filter, err)
+			}
+			n++
+			out.add(msg.Subject, msg.Header, msg.Data, msg.Sequence, msg.Time)
+		}
+		if err := answered(ctx, filter, int(n)); err != nil {
+			return err
+		}
+		if n < batch {
+			return fmt.Errorf("read %s: the batch ended %d events early", filter, batch-n)
+		}
+		count -= n
+	}
+	return nil
+}
+
+// answered turns a read that ended without messages or an error into one:
+// the batch iterator ends quietly at its deadline or on a closed
+// connection.
+func answered(ctx context.Context, filter string, n int) error {
 	if err := ctx.Err(); err != nil {
-		return false, fmt.Errorf("read %s: no complete answer: %w", filter, err)
+		return fmt.Errorf("read %s: no complete answer: %w", filter, err)
 	}
 	if n == 0 {
-		// Neither messages nor a 404: the answer was lost, for example to
-		// a closed connection.
-		return false, fmt.Errorf("read %s: no answer from the server", filter)
+		return fmt.Errorf("read %s: no answer from the server", filter)
 	}
-	if n < readBatch && pending > 0 {
-		return false, fmt.Errorf("read %s: the batch ended %d events early", filter, pending)
+	return nil
+}
+
+// add decodes one stored message into out.
+func (out *TaskEvents) add(subject string, h nats.Header, data []byte, seq uint64, stored time.Time) {
+	out.LastSeq = seq
+	ev, err := Decode(subject, h, data, seq, stored)
+	if err != nil {
+		out.Invalid = append(out.Invalid, events.SkippedEvent{Seq: seq, ID: h.Get(HeaderMsgID), Reason: err.Error()})
+		return
 	}
-	return n == readBatch && pending > 0, nil
+	out.Events = append(out.Events, ev)
 }
 
 // ReadTask reads one task's events and folds them. Messages that did not
