@@ -79,9 +79,14 @@ func (b *Bus) lastSeq(ctx context.Context, filter string) (uint64, error) {
 	return last, nil
 }
 
-// directGetSubject is the direct get API subject of the tasks stream,
-// under the JetStream API prefix the connection uses.
+// directGetSubject is the direct get API subject of the tasks stream.
 func (b *Bus) directGetSubject() string {
+	return b.apiPrefix() + "DIRECT.GET." + b.names.TasksStream()
+}
+
+// apiPrefix is the JetStream API prefix the connection uses, ending in a
+// dot.
+func (b *Bus) apiPrefix() string {
 	opts := b.js.Options()
 	prefix := "$JS.API."
 	switch {
@@ -93,5 +98,40 @@ func (b *Bus) directGetSubject() string {
 	case opts.Domain != "":
 		prefix = "$JS." + opts.Domain + ".API."
 	}
-	return prefix + "DIRECT.GET." + b.names.TasksStream()
+	return prefix
+}
+
+// confirmMissing asks the stream leader whether a task that a direct get
+// did not find has an event. Direct gets may be served by a follower that
+// has not applied the newest events, so a task submitted a moment ago can
+// look missing; the leader's message get cannot. If the leader has an
+// event, the read is repeated until it reaches it. The leader finds no
+// match in its subject index at once, so a task that does not exist costs
+// one more request.
+func (b *Bus) confirmMissing(ctx context.Context, tenant, taskID string) (*TaskEvents, error) {
+	filter := b.names.TaskFilter(tenant, taskID)
+	body, err := json.Marshal(directGetRequest{Seq: 1, NextFor: filter})
+	if err != nil {
+		return nil, err
+	}
+	msg, err := b.nc.RequestWithContext(ctx, b.apiPrefix()+"STREAM.MSG.GET."+b.names.TasksStream(), body)
+	if err != nil {
+		return nil, fmt.Errorf("confirm with the stream leader that %s is missing: %w", filter, err)
+	}
+	var resp struct {
+		Message *struct {
+			Seq uint64 `json:"seq"`
+		} `json:"message"`
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return nil, fmt.Errorf("confirm with the stream leader that %s is missing: %w", filter, err)
+	}
+	if resp.Error != nil && resp.Error.ErrorCode != jetstream.JSErrCodeMessageNotFound {
+		return nil, fmt.Errorf("confirm with the stream leader that %s is missing: %w", filter, resp.Error)
+	}
+	if resp.Message == nil || resp.Message.Seq == 0 {
+		return nil, fmt.Errorf("%w: %s/%s", ErrTaskNotFound, tenant, taskID)
+	}
+	return b.ReadEventsThrough(ctx, tenant, taskID, 0, resp.Message.Seq)
 }

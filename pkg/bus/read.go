@@ -50,6 +50,13 @@ type TaskEvents struct {
 // that many. A read after a sequence first asks for the last event of each
 // of the task's subjects, whose highest sequence bounds the read.
 func (b *Bus) ReadEvents(ctx context.Context, tenant, taskID string, after uint64) (*TaskEvents, error) {
+	return b.readEvents(ctx, tenant, taskID, after, true)
+}
+
+// readEvents is ReadEvents; confirm asks the stream leader before it
+// reports a task missing, which ReadEventsThrough, rereading on its own,
+// does not need.
+func (b *Bus) readEvents(ctx context.Context, tenant, taskID string, after uint64, confirm bool) (*TaskEvents, error) {
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
 	filter := b.names.TaskFilter(tenant, taskID)
@@ -59,6 +66,9 @@ func (b *Bus) ReadEvents(ctx context.Context, tenant, taskID string, after uint6
 		pending, found, err := b.readFirst(ctx, filter, out)
 		if err != nil {
 			return nil, err
+		}
+		if !found && confirm {
+			return b.confirmMissing(ctx, tenant, taskID)
 		}
 		if !found {
 			return nil, fmt.Errorf("%w: %s/%s", ErrTaskNotFound, tenant, taskID)

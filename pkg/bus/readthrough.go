@@ -36,7 +36,7 @@ func (b *Bus) ReadEventsThrough(ctx context.Context, tenant, taskID string, afte
 	pause := staleReadPause
 	deadline := time.Now().Add(staleReadWait)
 	for {
-		te, err := b.ReadEvents(ctx, tenant, taskID, after)
+		te, err := b.readEvents(ctx, tenant, taskID, after, through == 0)
 		if err != nil && (through == 0 || !errors.Is(err, ErrTaskNotFound)) {
 			return nil, err
 		}

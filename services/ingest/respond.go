@@ -96,10 +96,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, p *Problem, msg st
 // without events or with fewer events. A read that outlived ctx or the
 // connection is therefore reported as failed, whatever it returned.
 //
-// NOTE: with stream replicas, a follower that has not applied the newest
-// events yet may serve the read, so a read right after a submit can
-// return bus.ErrTaskNotFound for a moment. Callers know no sequence to
-// read through, unlike the executor and the notifier.
+// With stream replicas a follower that has not applied the newest events
+// may serve the read; bus.ReadTask asks the stream leader before it
+// reports a task missing, so a read right after a submit finds the task.
 func (s *Server) readTask(ctx context.Context, tenant, id string) (*events.Task, error) {
 	task, err := s.bus.ReadTask(ctx, tenant, id)
 	if ctxErr := ctx.Err(); ctxErr != nil {
