@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/handoff-dev/handoff/events"
 )
 
 // Limits of the body of a cancel, pause, resume or input request.
@@ -24,10 +26,22 @@ const (
 // /resume and /input. Every field is optional except the answer of an
 // input request.
 type actionRequest struct {
+	// ID is the task's id, which a request over NATS carries in its body
+	// and a request over HTTP in its path.
+	ID     string
 	Reason string
 	// Answer is the compacted answer of an input request, or nil when the
 	// body has none. JSON null is an answer.
 	Answer json.RawMessage
+}
+
+// actionBodyLimit returns the bound of the body of a lifecycle request, in
+// bytes: room for an answer when it has one, else for a reason.
+func (s *Server) actionBodyLimit(wantAnswer bool) int64 {
+	if wantAnswer {
+		return int64(s.cfg.MaxBodyBytes)
+	}
+	return reasonBodyBytes
 }
 
 // readActionBody reads and decodes the body of a lifecycle request. A
@@ -35,10 +49,7 @@ type actionRequest struct {
 // a reason. An input request needs a JSON object with an answer, and may
 // have a reason too.
 func (s *Server) readActionBody(w http.ResponseWriter, r *http.Request, wantAnswer bool) (*actionRequest, *Problem) {
-	limit := int64(reasonBodyBytes)
-	if wantAnswer {
-		limit = int64(s.cfg.MaxBodyBytes)
-	}
+	limit := s.actionBodyLimit(wantAnswer)
 	if r.ContentLength > limit {
 		return nil, bodyTooLarge(r.ContentLength, limit)
 	}
@@ -51,35 +62,31 @@ func (s *Server) readActionBody(w http.ResponseWriter, r *http.Request, wantAnsw
 		return nil, newProblem(ProblemInvalidRequest, http.StatusBadRequest, fmt.Sprintf("reading the request body failed: %v", err))
 	}
 
-	example := `{"reason": "no longer needed"}`
-	if wantAnswer {
-		example = `{"answer": true}`
-	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		if wantAnswer {
-			return nil, newProblem(ProblemMalformedJSON, http.StatusBadRequest, "the request body is empty; send the answer as a JSON object such as "+example)
+			return nil, newProblem(ProblemMalformedJSON, http.StatusBadRequest, "the request body is empty; send the answer as a JSON object such as {\"answer\": true}")
 		}
 		return &actionRequest{}, nil
 	}
 	if p := checkContentType(r.Header.Values("Content-Type")); p != nil {
 		return nil, p
 	}
-	if offset, ok := invalidUTF8(body); ok {
-		return nil, newProblem(ProblemMalformedJSON, http.StatusBadRequest, fmt.Sprintf("the request body is not valid UTF-8 at byte offset %d", offset))
-	}
-	if offset, ok := tooDeep(body, s.cfg.MaxDepth); ok {
-		return nil, newProblem(ProblemNestingTooDeep, http.StatusBadRequest, fmt.Sprintf("the request body nests arrays and objects deeper than the limit of %d levels, at byte offset %d", s.cfg.MaxDepth, offset))
-	}
+	return s.decodeActionBody(body, wantAnswer, false)
+}
 
-	var fields map[string]json.RawMessage
-	if p := unmarshalObject(body, &fields); p != nil {
-		return nil, p
-	}
+// decodeActionBody decodes the JSON object of a lifecycle request: a
+// reason, and an answer when wantAnswer is true. With withID the object
+// also names the task in a required "id", as requests over NATS do.
+func (s *Server) decodeActionBody(body []byte, wantAnswer, withID bool) (*actionRequest, *Problem) {
 	allowed := []string{"reason"}
 	if wantAnswer {
 		allowed = []string{"answer", "reason"}
 	}
-	if p := checkActionFields(fields, allowed); p != nil {
+	if withID {
+		allowed = append([]string{"id"}, allowed...)
+	}
+	fields, p := s.decodeObject(body, allowed)
+	if p != nil {
 		return nil, p
 	}
 
@@ -87,6 +94,9 @@ func (s *Server) readActionBody(w http.ResponseWriter, r *http.Request, wantAnsw
 	var errs []ProblemError
 	add := func(field, message string) {
 		errs = append(errs, ProblemError{Field: field, Message: message})
+	}
+	if withID {
+		decodeTaskID(fields, &req.ID, add)
 	}
 	decodeField(fields, "reason", &req.Reason, "must be a string", add)
 	if n := len(req.Reason); n > MaxReasonBytes {
@@ -107,11 +117,57 @@ func (s *Server) readActionBody(w http.ResponseWriter, r *http.Request, wantAnsw
 		p.Errors = errs
 		return nil, p
 	}
+	if withID {
+		if p := checkTaskID(req.ID); p != nil {
+			return nil, p
+		}
+	}
 	if len(req.Answer) > s.cfg.MaxInputBytes {
 		return nil, newProblem(ProblemInputTooLarge, http.StatusRequestEntityTooLarge,
 			fmt.Sprintf("answer is %d bytes without whitespace, larger than the limit of %d bytes", len(req.Answer), s.cfg.MaxInputBytes))
 	}
 	return req, nil
+}
+
+// decodeObject decodes a request body that must be one JSON object with
+// no members other than allowed. It checks UTF-8 and the nesting depth
+// before it decodes, and rejects repeated keys.
+func (s *Server) decodeObject(body []byte, allowed []string) (map[string]json.RawMessage, *Problem) {
+	if offset, ok := invalidUTF8(body); ok {
+		return nil, newProblem(ProblemMalformedJSON, http.StatusBadRequest, fmt.Sprintf("the request body is not valid UTF-8 at byte offset %d", offset))
+	}
+	if offset, ok := tooDeep(body, s.cfg.MaxDepth); ok {
+		return nil, newProblem(ProblemNestingTooDeep, http.StatusBadRequest, fmt.Sprintf("the request body nests arrays and objects deeper than the limit of %d levels, at byte offset %d", s.cfg.MaxDepth, offset))
+	}
+	var fields map[string]json.RawMessage
+	if p := unmarshalObject(body, &fields); p != nil {
+		return nil, p
+	}
+	if p := checkActionFields(fields, allowed); p != nil {
+		return nil, p
+	}
+	return fields, nil
+}
+
+// decodeTaskID decodes the required "id" member of a request over NATS;
+// [checkTaskID] checks its value.
+func decodeTaskID(fields map[string]json.RawMessage, dst *string, add func(field, message string)) {
+	if isNull(fields["id"]) {
+		add("id", "is required; send the id of the task")
+		return
+	}
+	if err := json.Unmarshal(fields["id"], dst); err != nil {
+		add("id", "must be a string")
+	}
+}
+
+// checkTaskID returns the 400 problem of an id that no task can have, as
+// for an invalid id in a path.
+func checkTaskID(id string) *Problem {
+	if err := events.ValidateTaskID(id); err != nil {
+		return newProblem(ProblemInvalidTaskID, http.StatusBadRequest, err.Error())
+	}
+	return nil
 }
 
 // checkActionFields rejects the members of a lifecycle request body other

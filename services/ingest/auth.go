@@ -197,13 +197,14 @@ func stampOf(path string) (fileStamp, error) {
 	return fileStamp{modTime: fi.ModTime(), size: fi.Size()}, nil
 }
 
-// authenticate returns the principal of r, or a 401 problem when r has no
-// bearer token or one that the tokens file does not list.
-func (a *authenticator) authenticate(r *http.Request) (*principal, *Problem) {
+// authenticate returns the principal of a request with header h, or a 401
+// problem when h has no bearer token or one that the tokens file does not
+// list. HTTP and NATS requests carry the token in the same header.
+func (a *authenticator) authenticate(h http.Header) (*principal, *Problem) {
 	if a.mode == AuthNone {
 		return a.anonymous, nil
 	}
-	values := r.Header.Values("Authorization")
+	values := h.Values("Authorization")
 	if len(values) == 0 {
 		return nil, unauthorized("the request has no Authorization header; send Authorization: Bearer <token>", "")
 	}
@@ -243,7 +244,7 @@ func (s *Server) authenticateAPI(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		p, problem := s.auth.authenticate(r)
+		p, problem := s.auth.authenticate(r.Header)
 		if problem != nil {
 			// Debug, because any client can repeat the request.
 			s.log.Debug("request not authenticated", zap.String("path", r.URL.Path), zap.String("detail", problem.Detail))
@@ -260,7 +261,7 @@ func (s *Server) principalOf(r *http.Request) (*principal, *Problem) {
 	if p, ok := r.Context().Value(principalKey{}).(*principal); ok {
 		return p, nil
 	}
-	return s.auth.authenticate(r)
+	return s.auth.authenticate(r.Header)
 }
 
 // ReloadTokens reads the tokens file again and replaces the tokens in use,

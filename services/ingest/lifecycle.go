@@ -13,6 +13,7 @@ import (
 	"github.com/handoff-dev/handoff/events"
 	"github.com/handoff-dev/handoff/pkg/bus"
 	"github.com/handoff-dev/handoff/pkg/logging"
+	"github.com/handoff-dev/handoff/pkg/tracing"
 )
 
 // maxTransitionTries bounds the reads and compare-and-set writes of one
@@ -31,11 +32,29 @@ type change struct {
 // and writes nothing, so it can run again after a conflict.
 type decideFunc func(task *events.Task, req *actionRequest) (*change, *Problem)
 
+// action is a lifecycle request: its name, as in the path POST
+// /v1/tasks/{id}/<name>, whether its body carries an answer, and how it
+// decides.
+type action struct {
+	name       string
+	wantAnswer bool
+	decide     decideFunc
+}
+
+// actions returns the lifecycle requests of the API, by name.
+func (s *Server) actions() map[string]action {
+	return map[string]action{
+		"cancel": {name: "cancel", decide: decideCancel},
+		"pause":  {name: "pause", decide: decidePause},
+		"resume": {name: "resume", decide: decideResume},
+		"input":  {name: "input", wantAnswer: true, decide: s.decideInput},
+	}
+}
+
 // handleAction returns the handler of a lifecycle request, POST
-// /v1/tasks/{id}/<action>. It reads the task, decides with decide, and
-// records the change with a compare-and-set, reading and deciding again
-// after a conflict. It responds with the task's view after the change.
-func (s *Server) handleAction(action string, wantAnswer bool, decide decideFunc) http.HandlerFunc {
+// /v1/tasks/{id}/<action>. It responds with the task's view after the
+// change; see [Server.act].
+func (s *Server) handleAction(a action) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		if err := events.ValidateTaskID(id); err != nil {
@@ -47,53 +66,62 @@ func (s *Server) handleAction(action string, wantAnswer bool, decide decideFunc)
 			writeProblem(w, r, p)
 			return
 		}
-		req, p := s.readActionBody(w, r, wantAnswer)
+		req, p := s.readActionBody(w, r, a.wantAnswer)
 		if p != nil {
 			writeProblem(w, r, p)
 			return
 		}
 
-		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-		defer cancel()
-		fields := []zap.Field{zap.String(logging.KeyTenant, tenant), zap.String(logging.KeyTaskID, id), zap.String("action", action)}
-		for range maxTransitionTries {
-			task, err := s.readTask(ctx, tenant, id)
-			if errors.Is(err, bus.ErrTaskNotFound) || (err == nil && !task.Exists()) {
-				writeProblem(w, r, taskNotFound(id))
-				return
-			}
-			if err != nil {
-				s.fail(w, r, storeProblem(err, "reading the task"), "reading a task failed", err, fields...)
-				return
-			}
-
-			c, p := decide(task, req)
-			if p != nil {
-				p.TaskStatus = task.Status
-				writeProblem(w, r, p)
-				return
-			}
-			if c == nil {
-				s.log.Debug("lifecycle request changes nothing", append(fields, zap.String("status", string(task.Status)))...)
-				writeTaskView(w, task)
-				return
-			}
-
-			err = s.record(ctx, task, c)
-			if bus.IsConflict(err) {
-				continue
-			}
-			if err != nil {
-				s.fail(w, r, storeProblem(err, "recording the "+action), "recording a lifecycle request failed", err, append(fields, zap.String(logging.KeyKind, string(c.kind)))...)
-				return
-			}
-			s.log.Debug("lifecycle request recorded", append(fields, zap.String(logging.KeyKind, string(c.kind)), zap.Uint64(logging.KeySeq, task.LastSeq))...)
-			writeTaskView(w, task)
+		task, p := s.act(r.Context(), tenant, id, a, req)
+		if p != nil {
+			writeProblem(w, r, p)
 			return
 		}
-		s.log.Warn("lifecycle request kept conflicting with other writers", fields...)
-		writeProblem(w, r, unavailable(fmt.Sprintf("task %s kept changing while the %s was being recorded; retry", id, action)))
+		writeTaskView(w, task)
 	}
+}
+
+// act reads the task, decides with a.decide, and records the change with
+// a compare-and-set, reading and deciding again after a conflict. It
+// returns the task after the change, or a problem that names the task's
+// status when the status does not allow the request.
+func (s *Server) act(ctx context.Context, tenant, id string, a action, req *actionRequest) (*events.Task, *Problem) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	fields := []zap.Field{zap.String(logging.KeyTenant, tenant), zap.String(logging.KeyTaskID, id), zap.String("action", a.name)}
+	for range maxTransitionTries {
+		task, err := s.readTask(ctx, tenant, id)
+		if errors.Is(err, bus.ErrTaskNotFound) || (err == nil && !task.Exists()) {
+			return nil, taskNotFound(id)
+		}
+		if err != nil {
+			return nil, s.logFailure(storeProblem(err, "reading the task"), "reading a task failed", err, fields...)
+		}
+		fields = append(logging.Task(tenant, id, task.Type), zap.String("action", a.name))
+		annotateTask(ctx, tenant, id, task.Type)
+
+		c, p := a.decide(task, req)
+		if p != nil {
+			p.TaskStatus = task.Status
+			return nil, p
+		}
+		if c == nil {
+			s.log.Debug("lifecycle request changes nothing", append(fields, zap.String("status", string(task.Status)))...)
+			return task, nil
+		}
+
+		err = s.record(ctx, task, c)
+		if bus.IsConflict(err) {
+			continue
+		}
+		if err != nil {
+			return nil, s.logFailure(storeProblem(err, "recording the "+a.name), "recording a lifecycle request failed", err, append(fields, zap.String(logging.KeyKind, string(c.kind)))...)
+		}
+		s.log.Debug("lifecycle request recorded", append(fields, zap.String(logging.KeyKind, string(c.kind)), zap.Uint64(logging.KeySeq, task.LastSeq))...)
+		return task, nil
+	}
+	s.log.Warn("lifecycle request kept conflicting with other writers", fields...)
+	return nil, unavailable(fmt.Sprintf("task %s kept changing while the %s was being recorded; retry", id, a.name))
 }
 
 // writeTaskView responds 200 with the task's view, and a Retry-After while
@@ -116,6 +144,7 @@ func (s *Server) record(ctx context.Context, task *events.Task, c *change) error
 	if err != nil {
 		return err
 	}
+	tracing.InjectEvent(ctx, &ev)
 	evs := []*events.Event{&ev}
 	if task.Status == events.StatusScheduled && c.kind == events.KindCancelled {
 		copied, err := events.NewEvent(events.KindSubmitted, task.Tenant, task.ID, task.Type, s.cfg.Source, task.Submission)
@@ -125,6 +154,7 @@ func (s *Server) record(ctx context.Context, task *events.Task, c *change) error
 		// The copy keeps the creation time, as the copy that the
 		// schedule publishes at run_at does.
 		copied.Time = task.Created
+		tracing.InjectEvent(ctx, &copied)
 		evs = []*events.Event{&copied, &ev}
 	}
 
@@ -150,6 +180,7 @@ func (s *Server) record(ctx context.Context, task *events.Task, c *change) error
 	*task = next
 
 	if task.Terminal() {
+		s.countFinished(task)
 		s.purgeSchedules(task)
 	}
 	return nil

@@ -85,19 +85,29 @@ func (s *Server) handleListTasks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	page, p := s.listPage(r.Context(), tenant, q)
+	if p != nil {
+		writeProblem(w, r, p)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, page)
+}
+
+// listPage returns the page of the tenant's tasks that q selects, within
+// Config.RequestTimeout.
+func (s *Server) listPage(ctx context.Context, tenant string, q listQuery) (*taskList, *Problem) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
 	start := time.Now()
 	page, stats, err := s.listTasks(ctx, tenant, q)
 	if err != nil {
-		s.fail(w, r, storeProblem(err, "listing the tasks"), "listing tasks failed", err, zap.String(logging.KeyTenant, tenant))
-		return
+		return nil, s.logFailure(storeProblem(err, "listing the tasks"), "listing tasks failed", err, zap.String(logging.KeyTenant, tenant))
 	}
 	s.log.Debug("tasks listed", zap.String(logging.KeyTenant, tenant), zap.Int("tasks", len(page.Tasks)),
 		zap.Int("candidates", stats.candidates), zap.Int("reads", stats.reads), zap.Int("batches", stats.batches),
 		zap.Duration("duration", time.Since(start)))
-	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, page)
+	return page, nil
 }
 
 // listStats counts the work of one listing, for the debug log and tests.

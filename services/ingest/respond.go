@@ -78,16 +78,21 @@ func isUnavailable(err error) bool {
 	return false
 }
 
-// fail logs err with fields and sends p: at Warn for a 503, which a retry
-// may fix, and at Error otherwise.
+// fail logs err with fields and sends p; see [Server.logFailure].
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, p *Problem, msg string, err error, fields ...zap.Field) {
+	writeProblem(w, r, s.logFailure(p, msg, err, fields...))
+}
+
+// logFailure logs err with fields and returns p: at Warn for a 503, which
+// a retry may fix, and at Error otherwise.
+func (s *Server) logFailure(p *Problem, msg string, err error, fields ...zap.Field) *Problem {
 	fields = append(fields, zap.Error(err), zap.Int("status", p.Status))
 	if p.Status == http.StatusServiceUnavailable {
 		s.log.Warn(msg, fields...)
 	} else {
 		s.log.Error(msg, fields...)
 	}
-	writeProblem(w, r, p)
+	return p
 }
 
 // readTask reads and folds a task within ctx. The batch read behind

@@ -10,7 +10,7 @@ import (
 // routes registers every endpoint. Each path also gets a handler without a
 // method, which responds to the other methods with 405 and an Allow header, and
 // every other path gets a 404 problem.
-func (s *Server) routes() http.Handler {
+func (s *Server) routes() *http.ServeMux {
 	mux := http.NewServeMux()
 	var paths []string
 	allowed := map[string][]string{}
@@ -31,10 +31,10 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodGet, "/v1/tasks/{id}/result", s.handleGetResult)
 	handle(http.MethodGet, resultLinkPrefix+"{object}", s.handleResultLink)
 	handle(http.MethodGet, "/v1/tasks/{id}/events", s.handleTaskEvents)
-	handle(http.MethodPost, "/v1/tasks/{id}/cancel", s.handleAction("cancel", false, decideCancel))
-	handle(http.MethodPost, "/v1/tasks/{id}/pause", s.handleAction("pause", false, decidePause))
-	handle(http.MethodPost, "/v1/tasks/{id}/resume", s.handleAction("resume", false, decideResume))
-	handle(http.MethodPost, "/v1/tasks/{id}/input", s.handleAction("input", true, s.decideInput))
+	actions := s.actions()
+	for _, name := range []string{"cancel", "pause", "resume", "input"} {
+		handle(http.MethodPost, "/v1/tasks/{id}/"+name, s.handleAction(actions[name]))
+	}
 	handle(http.MethodGet, "/v1/types", s.handleListTypes)
 	handle(http.MethodPost, "/v1/subscriptions", s.handleCreateSubscription)
 	handle(http.MethodGet, "/v1/subscriptions", s.handleListSubscriptions)
@@ -43,6 +43,7 @@ func (s *Server) routes() http.Handler {
 	handle(http.MethodPost, "/v1/subscriptions/{id}/rotate", s.handleRotateSubscription)
 	handle(http.MethodGet, "/healthz", s.handleHealth)
 	handle(http.MethodGet, "/readyz", s.handleReady)
+	handle(http.MethodGet, "/metrics", s.metricsHandler().ServeHTTP)
 
 	names := make([]string, 0, len(s.contract))
 	for name := range s.contract {

@@ -14,10 +14,43 @@ import (
 	"github.com/handoff-dev/handoff/events"
 	"github.com/handoff-dev/handoff/pkg/bus"
 	"github.com/handoff-dev/handoff/pkg/logging"
+	"github.com/handoff-dev/handoff/pkg/tracing"
 )
 
 // maxListedTypes bounds the registered types an unknown-type problem names.
 const maxListedTypes = 20
+
+// HeaderIdempotentReplayed marks the response to a submission whose
+// Idempotency-Key named an existing task: the task was not created by this
+// request. The same header name is common in other APIs.
+const HeaderIdempotentReplayed = "Idempotent-Replayed"
+
+// submitCall is a submission as both transports pass it to
+// [Server.submit], after the checks that come before the body is read.
+type submitCall struct {
+	caller *principal
+	// key is the Idempotency-Key, or "" for none.
+	key   string
+	prefs preferences
+	body  []byte
+}
+
+// submitOutcome is the task of an accepted submission.
+type submitOutcome struct {
+	task *events.Task
+	// created is false when the Idempotency-Key named an existing task.
+	created bool
+}
+
+// status returns the HTTP status of the response: 202 for a new task, or
+// 200 with a final view, for a task that ended within the wait of Prefer:
+// wait and for an idempotent repeat.
+func (o *submitOutcome) status(prefs preferences) int {
+	if !o.created || prefs.wait > 0 && o.task.Terminal() {
+		return http.StatusOK
+	}
+	return http.StatusAccepted
+}
 
 // handleSubmit serves POST /v1/tasks. It validates the request, stores the
 // task's submitted event and returns the task view folded from that event,
@@ -28,14 +61,9 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, p)
 		return
 	}
-	tenant := caller.tenant
 	prefs := parsePrefer(r.Header.Values("Prefer"), s.cfg.MaxWait)
 	w.Header().Set("Vary", "Prefer")
-	if p := s.allowSubmission(caller, time.Now()); p != nil {
-		writeProblem(w, r, p)
-		return
-	}
-	key, p := idempotencyKey(r.Header)
+	key, p := s.admitSubmission(caller, r.Header)
 	if p != nil {
 		writeProblem(w, r, p)
 		return
@@ -45,14 +73,48 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, p)
 		return
 	}
-	req, p := decodeSubmitBody(body, s.cfg.MaxInputBytes, s.cfg.MaxDepth)
+
+	out, p := s.submit(r.Context(), submitCall{caller: caller, key: key, prefs: prefs, body: body})
 	if p != nil {
 		writeProblem(w, r, p)
 		return
 	}
+	h := w.Header()
+	h.Set("Location", taskPath(out.task.ID))
+	prefs.setHeaders(h)
+	if !out.created {
+		h.Set(HeaderIdempotentReplayed, "true")
+	}
+	if !out.task.Terminal() {
+		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds(out.task, time.Now())))
+	}
+	writeJSON(w, out.status(prefs), s.links.withLink(out.task, time.Now()))
+}
+
+// admitSubmission runs the checks of a submission that come before its
+// body is read: the caller's rate limit, then the Idempotency-Key of
+// header h, which it returns.
+func (s *Server) admitSubmission(caller *principal, h http.Header) (string, *Problem) {
+	if p := s.allowSubmission(caller, time.Now()); p != nil {
+		return "", p
+	}
+	return idempotencyKey(h)
+}
+
+// submit validates a submission, stores the task's first event and
+// returns the task folded from it. With Prefer: wait it waits for the task
+// to end, within call.prefs.wait. A repeat of an Idempotency-Key returns
+// the existing task instead, or a 422 problem when the first request with
+// the key was a different one. ctx is the request's context: the reads and
+// writes have Config.RequestTimeout within it.
+func (s *Server) submit(ctx context.Context, call submitCall) (*submitOutcome, *Problem) {
+	tenant := call.caller.tenant
+	req, p := decodeSubmitBody(call.body, s.cfg.MaxInputBytes, s.cfg.MaxDepth)
+	if p != nil {
+		return nil, p
+	}
 	if p := checkRequest(req); p != nil {
-		writeProblem(w, r, p)
-		return
+		return nil, p
 	}
 
 	// The hash covers the request as sent, before the type's registered
@@ -60,42 +122,39 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	// does not turn a retry into a conflict.
 	hash, err := req.Submission.Hash(req.Type)
 	if err != nil {
-		s.fail(w, r, internal("hashing the submission failed"), "hashing a submission failed", err, zap.String(logging.KeyTaskType, req.Type))
-		return
+		return nil, s.logFailure(internal("hashing the submission failed"), "hashing a submission failed", err, zap.String(logging.KeyTaskType, req.Type))
 	}
 
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+	storeCtx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	defer cancel()
 
 	id := events.NewID()
-	if key != "" {
+	if call.key != "" {
 		// The existing task is looked up before the request is validated
 		// again, so a repeat returns it even after the type's registration
 		// ended or the requested deadline passed.
-		id = keyedTaskID(tenant, key)
-		existing, err := s.readTask(ctx, tenant, id)
+		id = keyedTaskID(tenant, call.key)
+		existing, err := s.readTask(storeCtx, tenant, id)
 		if err == nil {
-			s.respondRepeat(w, r, existing, hash, prefs)
-			return
+			return s.repeat(ctx, existing, hash, call.prefs)
 		}
 		if !errors.Is(err, bus.ErrTaskNotFound) {
-			s.fail(w, r, storeProblem(err, "reading the task of this Idempotency-Key"), "reading a keyed task failed", err, logging.Task(tenant, id, req.Type)...)
-			return
+			return nil, s.logFailure(storeProblem(err, "reading the task of this Idempotency-Key"), "reading a keyed task failed", err, logging.Task(tenant, id, req.Type)...)
 		}
 	}
 
 	sub, p := s.prepareSubmission(req, time.Now())
 	if p != nil {
-		writeProblem(w, r, p)
-		return
+		return nil, p
 	}
 	sub.RequestHash = hash
 
 	task, ev, p := s.newSubmittedEvent(tenant, id, req.Type, sub)
 	if p != nil {
-		writeProblem(w, r, p)
-		return
+		return nil, p
 	}
+	annotateTask(ctx, tenant, id, req.Type)
+	tracing.InjectEvent(ctx, &ev)
 
 	// Expecting sequence 0 stores the event only if the task has no events
 	// yet, which makes a keyed id idempotent for as long as the task is
@@ -106,43 +165,32 @@ func (s *Server) handleSubmit(w http.ResponseWriter, r *http.Request) {
 	if sub.RunAt != nil {
 		opts.Schedule = &bus.Schedule{At: *sub.RunAt, Target: events.KindSubmitted, TTL: task.TTLLeft(*sub.RunAt)}
 	}
-	seq, err := s.bus.Append(ctx, &ev, opts)
-	if errors.Is(err, bus.ErrConflict) && key != "" {
+	seq, err := s.bus.Append(storeCtx, &ev, opts)
+	if errors.Is(err, bus.ErrConflict) && call.key != "" {
 		// A concurrent request with the same key stored its task first.
-		existing, rerr := s.readTask(ctx, tenant, id)
+		existing, rerr := s.readTask(storeCtx, tenant, id)
 		if rerr == nil {
-			s.respondRepeat(w, r, existing, hash, prefs)
-			return
+			return s.repeat(ctx, existing, hash, call.prefs)
 		}
 		err = rerr
 	}
 	if err != nil {
-		s.fail(w, r, storeProblem(err, "storing the task"), "appending a submitted event failed", err, logging.Task(tenant, id, req.Type)...)
-		return
+		return nil, s.logFailure(storeProblem(err, "storing the task"), "appending a submitted event failed", err, logging.Task(tenant, id, req.Type)...)
 	}
 	task.LastSeq = seq
+	s.countSubmitted(req.Type)
 	if sub.Deadline != nil {
-		s.scheduleDeadline(ctx, task)
+		s.scheduleDeadline(storeCtx, task)
 	}
 
 	s.log.Debug("task submitted", append(logging.Task(tenant, id, req.Type), zap.Uint64(logging.KeySeq, task.LastSeq))...)
 
-	// With Prefer: wait, a task that ends in time is answered 200 with
-	// its final view, as if the request had been synchronous.
-	status := http.StatusAccepted
-	if prefs.wait > 0 {
-		s.waitForEnd(r, task, prefs.wait)
-		if task.Terminal() {
-			status = http.StatusOK
-		}
+	// With Prefer: wait, a task that ends in time is answered with its
+	// final view, as if the request had been synchronous.
+	if call.prefs.wait > 0 {
+		s.waitForEnd(ctx, task, call.prefs.wait)
 	}
-	h := w.Header()
-	h.Set("Location", taskPath(id))
-	prefs.setHeaders(h)
-	if !task.Terminal() {
-		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds(task, time.Now())))
-	}
-	writeJSON(w, status, s.links.withLink(task, time.Now()))
+	return &submitOutcome{task: task, created: true}, nil
 }
 
 // checkRequest rejects a task type that breaks the subject grammar.
@@ -156,29 +204,22 @@ func checkRequest(req *submitRequest) *Problem {
 	return nil
 }
 
-// respondRepeat responds to a request whose Idempotency-Key already names
-// a task: 200 with the task's current view when the request is the same as
-// the first one, 422 otherwise. With Prefer: wait, the view is the task's
+// repeat answers a submission whose Idempotency-Key already names a
+// task: the task's current view when the request is the same as the first
+// one, a 422 problem otherwise. With Prefer: wait, the view is the task's
 // final one if it ends within the wait.
-func (s *Server) respondRepeat(w http.ResponseWriter, r *http.Request, task *events.Task, hash string, prefs preferences) {
+func (s *Server) repeat(ctx context.Context, task *events.Task, hash string, prefs preferences) (*submitOutcome, *Problem) {
 	if task.Submission.RequestHash != hash {
-		p := newProblem(ProblemIdempotencyKeyReused, http.StatusUnprocessableEntity,
+		return nil, newProblem(ProblemIdempotencyKeyReused, http.StatusUnprocessableEntity,
 			fmt.Sprintf("this Idempotency-Key was first used for a different request, which created task %s; use a new key for a new task", task.ID))
-		writeProblem(w, r, p)
-		return
 	}
 
+	annotateTask(ctx, task.Tenant, task.ID, task.Type)
 	s.log.Debug("idempotent repeat of a submission", append(logging.Task(task.Tenant, task.ID, task.Type), zap.Uint64(logging.KeySeq, task.LastSeq))...)
 	if prefs.wait > 0 {
-		s.waitForEnd(r, task, prefs.wait)
+		s.waitForEnd(ctx, task, prefs.wait)
 	}
-	h := w.Header()
-	h.Set("Location", taskPath(task.ID))
-	prefs.setHeaders(h)
-	if !task.Terminal() {
-		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds(task, time.Now())))
-	}
-	writeJSON(w, http.StatusOK, s.links.withLink(task, time.Now()))
+	return &submitOutcome{task: task}, nil
 }
 
 // prepareSubmission checks the submission against the clock, the task

@@ -35,28 +35,14 @@ func (s *Server) handleGetTask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-	defer cancel()
-	task, err := s.readTask(ctx, tenant, id)
-	if errors.Is(err, bus.ErrTaskNotFound) {
-		writeProblem(w, r, taskNotFound(id))
-		return
-	}
-	if err != nil {
-		s.fail(w, r, storeProblem(err, "reading the task"), "reading a task failed", err, zap.String(logging.KeyTenant, tenant), zap.String(logging.KeyTaskID, id))
-		return
-	}
-	if !task.Exists() {
-		// Events are stored on the task's subjects, but the fold applied
-		// none of them, so there is no task to show. Debug, because any
-		// client that can read can repeat the request.
-		s.log.Debug("task has events but none of them applies", zap.String(logging.KeyTenant, tenant), zap.String(logging.KeyTaskID, id),
-			zap.Int("skipped", len(task.Skipped)), zap.Uint64(logging.KeySeq, task.LastSeq))
-		writeProblem(w, r, taskNotFound(id))
+	task, p := s.getTask(r.Context(), tenant, id)
+	if p != nil {
+		writeProblem(w, r, p)
 		return
 	}
 	if wait > 0 {
-		task = s.awaitChange(r, task, wait)
+		seen, known := etagSequence(r.Header.Values("If-None-Match"))
+		task = s.awaitChange(r.Context(), task, wait, seen, known)
 	}
 
 	etag := taskETag(task)
@@ -71,6 +57,30 @@ func (s *Server) handleGetTask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, s.links.withLink(task, time.Now()))
+}
+
+// getTask reads and folds the tenant's task id within
+// Config.RequestTimeout. A task without events, or whose events the fold
+// all skipped, is a 404 problem.
+func (s *Server) getTask(ctx context.Context, tenant, id string) (*events.Task, *Problem) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	task, err := s.readTask(ctx, tenant, id)
+	if errors.Is(err, bus.ErrTaskNotFound) {
+		return nil, taskNotFound(id)
+	}
+	if err != nil {
+		return nil, s.logFailure(storeProblem(err, "reading the task"), "reading a task failed", err, zap.String(logging.KeyTenant, tenant), zap.String(logging.KeyTaskID, id))
+	}
+	if !task.Exists() {
+		// Events are stored on the task's subjects, but the fold applied
+		// none of them, so there is no task to show. Debug, because any
+		// client that can read can repeat the request.
+		s.log.Debug("task has events but none of them applies", zap.String(logging.KeyTenant, tenant), zap.String(logging.KeyTaskID, id),
+			zap.Int("skipped", len(task.Skipped)), zap.Uint64(logging.KeySeq, task.LastSeq))
+		return nil, taskNotFound(id)
+	}
+	return task, nil
 }
 
 func taskNotFound(id string) *Problem {

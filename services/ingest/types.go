@@ -33,6 +33,12 @@ func (s *Server) handleListTypes(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, p)
 		return
 	}
+	w.Header().Set("Cache-Control", "no-cache")
+	writeJSON(w, http.StatusOK, s.typeList())
+}
+
+// typeList returns the live registrations, sorted by name.
+func (s *Server) typeList() taskTypeList {
 	list := taskTypeList{Types: []taskTypeView{}}
 	for _, tt := range s.types.List() {
 		list.Types = append(list.Types, taskTypeView{
@@ -45,6 +51,5 @@ func (s *Server) handleListTypes(w http.ResponseWriter, r *http.Request) {
 			Pool:           tt.Pool,
 		})
 	}
-	w.Header().Set("Cache-Control", "no-cache")
-	writeJSON(w, http.StatusOK, list)
+	return list
 }

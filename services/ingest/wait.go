@@ -72,8 +72,8 @@ func (s *Server) holdContext(parent context.Context, d time.Duration) (context.C
 // sequence after, and returns the task read again then. It returns nil
 // when no event came in time, the client went away or the server is
 // shutting down.
-func (s *Server) waitForChange(r *http.Request, tenant, id string, after uint64, d time.Duration) (*events.Task, error) {
-	ctx, cancel := s.holdContext(r.Context(), d)
+func (s *Server) waitForChange(parent context.Context, tenant, id string, after uint64, d time.Duration) (*events.Task, error) {
+	ctx, cancel := s.holdContext(parent, d)
 	defer cancel()
 	watch, err := s.watchTask(ctx, tenant, id, after)
 	if err != nil {
@@ -88,20 +88,21 @@ func (s *Server) waitForChange(r *http.Request, tenant, id string, after uint64,
 		return nil, err
 	}
 
-	readCtx, cancelRead := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.RequestTimeout)
+	readCtx, cancelRead := context.WithTimeout(context.WithoutCancel(parent), s.cfg.RequestTimeout)
 	defer cancelRead()
 	return s.readTask(readCtx, tenant, id)
 }
 
 // waitForEnd folds the task's new events into task until it ends, d
-// passes, the client goes away or the server starts to shut down. A
+// passes, parent is done (the client went away) or the server starts to
+// shut down. A
 // failed watch leaves task as it is, and is logged, because the caller
 // responds with the task either way.
-func (s *Server) waitForEnd(r *http.Request, task *events.Task, d time.Duration) {
+func (s *Server) waitForEnd(parent context.Context, task *events.Task, d time.Duration) {
 	if task.Terminal() {
 		return
 	}
-	ctx, cancel := s.holdContext(r.Context(), d)
+	ctx, cancel := s.holdContext(parent, d)
 	defer cancel()
 	watch, err := s.watchTask(ctx, task.Tenant, task.ID, task.LastSeq)
 	if err != nil {
@@ -134,19 +135,20 @@ func (s *Server) logWaitFailure(task *events.Task, err error) {
 	s.log.Warn("waiting for a task to change failed; responding with its current view", append(logging.Task(task.Tenant, task.ID, task.Type), zap.Error(err))...)
 }
 
-// awaitChange holds GET /v1/tasks/{id}?wait= for up to d. The client's
-// view is the sequence in If-None-Match, or task itself without that
-// header. awaitChange returns task at once when it has ended or differs
-// from the client's view. Otherwise it returns the task read again after
-// its next event, or task when none came in time.
-func (s *Server) awaitChange(r *http.Request, task *events.Task, d time.Duration) *events.Task {
+// awaitChange holds a read of a task, such as GET /v1/tasks/{id}?wait=,
+// for up to d. The client's view is the sequence seen when known is true,
+// such as the one in If-None-Match, and task itself otherwise.
+// awaitChange returns task at once when it has ended or differs from the
+// client's view. Otherwise it returns the task read again after its next
+// event, or task when none came in time.
+func (s *Server) awaitChange(ctx context.Context, task *events.Task, d time.Duration, seen uint64, known bool) *events.Task {
 	if task.Terminal() {
 		return task
 	}
-	if seq, ok := etagSequence(r.Header.Values("If-None-Match")); ok && seq != task.LastSeq {
+	if known && seen != task.LastSeq {
 		return task
 	}
-	changed, err := s.waitForChange(r, task.Tenant, task.ID, task.LastSeq, d)
+	changed, err := s.waitForChange(ctx, task.Tenant, task.ID, task.LastSeq, d)
 	if err != nil {
 		s.logWaitFailure(task, err)
 		return task
