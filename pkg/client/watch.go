@@ -51,8 +51,11 @@ func (c *Client) Watch(ctx context.Context, id string) (<-chan events.Event, err
 func (c *Client) follow(ctx context.Context, id string, resp *http.Response, out chan<- events.Event) {
 	defer close(out)
 	var last uint64
+	// sawEnd is set once a read of the task showed that it ended.
+	var sawEnd bool
 	for {
 		if resp != nil {
+			before := last
 			err := readEvents(ctx, resp.Body, out, &last)
 			resp.Body.Close()
 			if ctx.Err() != nil {
@@ -60,10 +63,18 @@ func (c *Client) follow(ctx context.Context, id string, resp *http.Response, out
 			}
 			// The server closes the stream after the task's end, and when
 			// it shuts down. Only the task's status distinguishes the two.
+			// A task may also have ended after a shutdown closed the
+			// stream, so the stream is read once more while the task has
+			// events after the last one delivered. The stream leaves out
+			// messages that do not decode, so a read that brings nothing
+			// new ends the watch too.
 			if err == nil {
 				v, _, err := c.Get(ctx, id)
 				if err == nil && v.Status.Terminal() {
-					return
+					if v.Sequence <= last || sawEnd && last == before {
+						return
+					}
+					sawEnd = true
 				}
 				if isProblem(err) {
 					return
