@@ -5,6 +5,9 @@ import (
 	"math"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/handoff-dev/handoff/events"
 	"github.com/handoff-dev/handoff/pkg/bus"
 	"github.com/handoff-dev/handoff/pkg/subscription"
@@ -132,6 +135,16 @@ type Config struct {
 	// ResultLinkTTL is how long a signed link to a stored result works,
 	// from 1s to 24h. Default 15m.
 	ResultLinkTTL time.Duration
+
+	// Metrics is the registry of the server's metrics, which GET /metrics
+	// serves. Default: a registry of the server's own, which holds only
+	// its metrics.
+	Metrics *prometheus.Registry
+
+	// TracerProvider records the spans of the server's requests. Default:
+	// the no-op provider, which records nothing but passes a caller's
+	// traceparent on to the task's events.
+	TracerProvider trace.TracerProvider
 }
 
 // WithDefaults returns a copy of c with every zero field set to its

@@ -9,12 +9,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/handoff-dev/handoff/pkg/bus"
 	"github.com/handoff-dev/handoff/pkg/registry"
 	"github.com/handoff-dev/handoff/pkg/subscription"
+	"github.com/handoff-dev/handoff/pkg/tracing"
 	"github.com/handoff-dev/handoff/pkg/webhook"
 )
 
@@ -49,6 +52,10 @@ type Server struct {
 	// that ingest writes must match.
 	submissionSchema *jsonschema.Schema
 	handler          http.Handler
+
+	metrics  *serverMetrics
+	gatherer prometheus.Gatherer
+	tracer   trace.Tracer
 
 	auth          *authenticator
 	subscriptions *subscription.Store
@@ -105,6 +112,16 @@ func New(ctx context.Context, cfg Config, b *bus.Bus, log *zap.Logger) (*Server,
 		return nil, fmt.Errorf("new ingest server: %w", err)
 	}
 
+	reg := cfg.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newServerMetrics(reg)
+	if err != nil {
+		auth.close()
+		return nil, fmt.Errorf("new ingest server: %w", err)
+	}
+
 	types, err := registry.Watch(ctx, b, registry.OnError(func(err error) {
 		log.Warn("task type registrations", zap.Error(err))
 	}))
@@ -124,9 +141,13 @@ func New(ctx context.Context, cfg Config, b *bus.Bus, log *zap.Logger) (*Server,
 		auth:             auth,
 		subscriptions:    subs,
 		draining:         make(chan struct{}),
+		metrics:          m,
+		gatherer:         reg,
+		tracer:           tracing.Tracer(cfg.TracerProvider, tracerComponent),
 	}
 	s.links = newServerLinks(cfg, log)
-	s.handler = s.observe(s.authenticateAPI(s.routes()))
+	routes := s.routes()
+	s.handler = s.instrument(routes, s.observe(s.authenticateAPI(routes)))
 	return s, nil
 }
 
