@@ -107,6 +107,13 @@ func (n Names) TypeRegistration(taskType string) string {
 // TypeRegistrations is the filter of every task type registration.
 func (n Names) TypeRegistrations() string { return n.Namespace + ".registry.type.>" }
 
+// APISubject is the subject of an endpoint of the NATS request API, such
+// as handoff.api.submit for "submit". The API is not stored in a stream.
+func (n Names) APISubject(endpoint string) string { return n.Namespace + ".api." + endpoint }
+
+// APISubjects is the filter of every endpoint of the NATS request API.
+func (n Names) APISubjects() string { return n.Namespace + ".api.>" }
+
 // TaskFilter matches every event of one task.
 func (n Names) TaskFilter(tenant, taskID string) string {
 	return events.TaskFilter(n.Namespace, tenant, taskID)

@@ -55,6 +55,8 @@ func TestNamesValidateNamespace(t *testing.T) {
 	require.Equal(t, "HANDOFF_TASKS", n.TasksStream())
 	require.Equal(t, "handoff.task.>", n.TasksSubjects())
 	require.Equal(t, "handoff.registry.type.files.manifest", n.TypeRegistration("files.manifest"))
+	require.Equal(t, "handoff.api.submit", n.APISubject("submit"))
+	require.Equal(t, "handoff.api.>", n.APISubjects())
 
 	n, err = bus.NewNames("staging-2")
 	require.NoError(t, err)
