@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/handoff-dev/handoff/events"
@@ -55,6 +56,12 @@ type attempt struct {
 	// stored is the result this attempt put in the results bucket, until
 	// it is deleted because no succeeded event refers to it.
 	stored *events.ResultRef
+
+	// span is the attempt's trace span, the parent of the events it
+	// writes. outcome is the kind of the event that recorded the outcome,
+	// or empty while none did.
+	span    trace.Span
+	outcome events.Kind
 }
 
 // outcome is a handler's return values.
@@ -64,18 +71,24 @@ type outcome struct {
 }
 
 // newAttempt registers the next attempt of task before its started event
-// is written. Call runAttempt once the write succeeded, or drop otherwise.
-func (e *Executor) newAttempt(msg jetstream.Msg, tt *taskType, task *events.Task) *attempt {
+// is written, and starts its span under traceCtx. Call runAttempt once the
+// write succeeded, or drop otherwise.
+func (e *Executor) newAttempt(traceCtx context.Context, msg jetstream.Msg, tt *taskType, task *events.Task) *attempt {
 	a := &attempt{e: e, msg: msg, tt: tt, number: task.Attempt + 1, key: taskKey(task.Tenant, task.ID), task: task}
-	a.stopped, a.cancel = context.WithCancelCause(e.workCtx)
+	a.span = e.startAttemptSpan(traceCtx, task, a.number)
+	// The handler's context carries the span, so a Go handler can start
+	// spans under it and the http handler sends it on.
+	a.stopped, a.cancel = context.WithCancelCause(trace.ContextWithSpan(e.workCtx, a.span))
 	e.running.add(a)
 	return a
 }
 
-// drop unregisters an attempt whose started event was not written.
+// drop unregisters an attempt and ends its span: one whose started event
+// was not written, or one that ended.
 func (a *attempt) drop() {
 	a.e.running.remove(a)
 	a.cancel(nil)
+	a.endSpan()
 }
 
 // runAttempt runs the handler of a, whose started event was just
@@ -108,10 +121,16 @@ func (e *Executor) runAttempt(a *attempt) {
 	if ce := e.log.Check(zap.DebugLevel, "attempt started"); ce != nil {
 		ce.Write(append(a.fields(), zap.Duration("timeout", a.timeout), zap.Bool("resumed", t.resumed))...)
 	}
+	began := time.Now()
+	running := e.metrics.running.WithLabelValues(task.Type)
+	running.Inc()
 	done := make(chan outcome, 1)
 	go func() { done <- callHandler(ctx, a.tt.handler, t) }()
 
-	a.settle(a.wait(done))
+	out := a.wait(done)
+	running.Dec()
+	a.settle(out)
+	e.metrics.observeAttempt(task.Type, a.outcome, time.Since(began))
 }
 
 // logger returns the attempt's logger, with the task's fields.
@@ -221,7 +240,7 @@ func (a *attempt) writeProgress() {
 	a.lastProgress = time.Now()
 	data := events.Progress{Percent: percent, Message: message, Checkpoint: checkpoint}
 
-	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	ctx, cancel := context.WithTimeout(a.traced(), ioTimeout)
 	defer cancel()
 	for range maxConflicts {
 		err := a.e.write(ctx, a.task, events.KindProgress, data, a.number)

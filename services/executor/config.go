@@ -13,6 +13,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/handoff-dev/handoff/events"
 )
 
@@ -128,6 +131,15 @@ type Config struct {
 	// exec handlers are resolved. LoadConfig sets it to the directory of
 	// the file. Empty means the working directory.
 	BaseDir string `yaml:"-"`
+
+	// Metrics registers the executor's metrics. Nil leaves them
+	// unregistered, so nothing exposes them.
+	Metrics prometheus.Registerer `yaml:"-"`
+
+	// TracerProvider records the span of each attempt. Default: the no-op
+	// provider, which records nothing but passes the traceparent of the
+	// submitted event on to the events the attempt writes.
+	TracerProvider trace.TracerProvider `yaml:"-"`
 }
 
 // RetryPolicy is the exponential backoff between attempts: the delay after

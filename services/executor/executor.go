@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/handoff-dev/handoff/events"
 	"github.com/handoff-dev/handoff/pkg/bus"
+	"github.com/handoff-dev/handoff/pkg/tracing"
 )
 
 // ioTimeout bounds one read or write of task events.
@@ -55,6 +57,9 @@ type Executor struct {
 
 	invalidSubjects atomic.Uint64
 	reads           atomic.Uint64
+
+	metrics *executorMetrics
+	tracer  trace.Tracer
 }
 
 // TypeOptions describe a task type served by a Go handler.
@@ -113,7 +118,13 @@ func New(cfg Config, b *bus.Bus, log *zap.Logger) (*Executor, error) {
 		slots:   make(chan struct{}, cfg.Concurrency),
 		freed:   make(chan struct{}, 1),
 		running: newRunningAttempts(),
+		tracer:  tracing.Tracer(cfg.TracerProvider, tracerComponent),
 	}
+	m, err := newExecutorMetrics(cfg.Metrics, e)
+	if err != nil {
+		return nil, err
+	}
+	e.metrics = m
 	for name, tc := range cfg.Types {
 		tt, err := e.newTaskType(name, tc)
 		if err != nil {

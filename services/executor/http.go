@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/handoff-dev/handoff/events"
+	"github.com/handoff-dev/handoff/pkg/tracing"
 )
 
 // Headers the http handler sets on each request.
@@ -67,6 +68,9 @@ func (h *httpHandler) run(ctx context.Context, t *Task) (any, error) {
 	req.Header.Set(HeaderTaskType, t.Type)
 	req.Header.Set(HeaderTenant, t.Tenant)
 	req.Header.Set(HeaderAttempt, strconv.Itoa(t.Attempt))
+	// The attempt's span is the parent of the request, so the endpoint
+	// can continue the task's trace.
+	tracing.InjectHeader(ctx, req.Header)
 
 	resp, err := h.client.Do(req)
 	if err != nil {

@@ -7,11 +7,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/handoff-dev/handoff/events"
 	"github.com/handoff-dev/handoff/pkg/bus"
 	"github.com/handoff-dev/handoff/pkg/logging"
+	"github.com/handoff-dev/handoff/pkg/tracing"
 )
 
 // maxConflicts bounds the re-reads after compare-and-set conflicts while
@@ -42,7 +44,9 @@ func (e *Executor) handleMessage(msg jetstream.Msg) {
 		return
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	// The events written for this message continue its trace.
+	traceCtx := tracing.ContextFromEvent(context.Background(), &ev)
+	ctx, cancel := context.WithTimeout(traceCtx, ioTimeout)
 	task, err := e.foldTask(ctx, msg, md, &ev)
 	cancel()
 	if errors.Is(err, bus.ErrTaskNotFound) {
@@ -59,7 +63,7 @@ func (e *Executor) handleMessage(msg jetstream.Msg) {
 		// needs the task's identity, and its TTL counts from the message.
 		task.ID, task.Tenant, task.Type, task.Created = ev.TaskID, ev.Tenant, ev.TaskType, md.Timestamp
 	}
-	e.decide(msg, md, ev.Kind, tt, task)
+	e.decide(traceCtx, msg, md, ev.Kind, tt, task)
 }
 
 // foldTask returns the task of ev. A submitted event delivered for the
@@ -249,9 +253,9 @@ func plan(task *events.Task, msgKind events.Kind, msgSeq, delivered uint64, tt *
 }
 
 // decide plans and carries out the plan for msg, re-reading the task after
-// each compare-and-set conflict.
-func (e *Executor) decide(msg jetstream.Msg, md *jetstream.MsgMetadata, msgKind events.Kind, tt *taskType, task *events.Task) {
-	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+// each compare-and-set conflict. traceCtx holds the trace context of msg.
+func (e *Executor) decide(traceCtx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, msgKind events.Kind, tt *taskType, task *events.Task) {
+	ctx, cancel := context.WithTimeout(traceCtx, ioTimeout)
 	defer cancel()
 	for range maxConflicts {
 		d := plan(task, msgKind, md.Sequence.Stream, md.NumDelivered, tt, time.Now())
@@ -283,9 +287,9 @@ func (e *Executor) decide(msg jetstream.Msg, md *jetstream.MsgMetadata, msgKind 
 			// The attempt is registered before its started event is
 			// written, so a cancel or pause request that follows the
 			// started event finds it.
-			a := e.newAttempt(msg, tt, task)
+			a := e.newAttempt(traceCtx, msg, tt, task)
 			started := events.Started{Attempt: d.attempt, Executor: e.cfg.Instance, MessageSeq: md.Sequence.Stream, Delivery: md.NumDelivered}
-			err = e.write(ctx, task, events.KindStarted, started, d.attempt)
+			err = e.write(trace.ContextWithSpan(ctx, a.span), task, events.KindStarted, started, d.attempt)
 			if err == nil {
 				cancel()
 				e.runAttempt(a)
@@ -315,7 +319,8 @@ func (e *Executor) decide(msg jetstream.Msg, md *jetstream.MsgMetadata, msgKind 
 
 // write appends an event of kind to task with the compare-and-set on the
 // task's last sequence and the TTL that makes it expire with the task, and
-// folds it into task on success.
+// folds it into task on success. The event's trace context is the span
+// context of ctx, if any.
 func (e *Executor) write(ctx context.Context, task *events.Task, kind events.Kind, data any, attempt int) error {
 	if err := task.Check(kind); err != nil {
 		return err
@@ -325,11 +330,13 @@ func (e *Executor) write(ctx context.Context, task *events.Task, kind events.Kin
 		return err
 	}
 	ev.Attempt = attempt
+	tracing.InjectEvent(ctx, &ev)
 	now := time.Now()
 	seq, err := e.bus.Append(ctx, &ev, bus.AppendOptions{ExpectSeq: task.LastSeq, TTL: task.TTLLeft(now)})
 	if err != nil {
 		return err
 	}
+	e.metrics.countWrite(&ev)
 	ev.Seq = seq
 	ev.Stored = now
 	task.Fold(&ev)

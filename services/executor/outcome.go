@@ -58,7 +58,7 @@ func (a *attempt) settle(out outcome) {
 	s.cause = cause
 
 	// The outcome write must survive shutdown.
-	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	ctx, cancel := context.WithTimeout(a.traced(), ioTimeout)
 	defer cancel()
 	failures := 0
 	for conflicts := 0; conflicts < maxConflicts; {
@@ -76,6 +76,7 @@ func (a *attempt) settle(out outcome) {
 
 		werr := a.e.write(ctx, a.task, d.kind, d.data, a.number)
 		if werr == nil {
+			a.outcome = d.kind
 			a.logger().Debug("attempt settled", zap.String("outcome", string(d.kind)), zap.String("decision", d.why))
 			if d.kind != events.KindSucceeded {
 				a.discardStoredResult(nil)
