@@ -145,6 +145,11 @@ type Config struct {
 	// the no-op provider, which records nothing but passes a caller's
 	// traceparent on to the task's events.
 	TracerProvider trace.TracerProvider
+
+	// DisableNATSAPI turns off the NATS request API, the micro service
+	// "handoff" on the subjects <namespace>.api.*, which [Server.Serve]
+	// runs next to the HTTP API. Default false, which serves both.
+	DisableNATSAPI bool
 }
 
 // WithDefaults returns a copy of c with every zero field set to its

@@ -155,13 +155,27 @@ func New(ctx context.Context, cfg Config, b *bus.Bus, log *zap.Logger) (*Server,
 // that run their own http.Server.
 func (s *Server) Handler() http.Handler { return s.handler }
 
-// Serve serves HTTP requests on ln until ctx is done. Then it stops
-// accepting connections, waits up to Config.ShutdownTimeout for open
-// requests, closes the connections that remain, and stops the registration
-// cache. It returns nil after a graceful shutdown, and an error when ln
-// fails or the shutdown timed out. Call Serve once.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+// Serve serves HTTP requests on ln, and the NATS request API unless
+// Config.DisableNATSAPI is set, until ctx is done. Then it stops accepting
+// connections, waits up to Config.ShutdownTimeout for open requests,
+// closes the connections that remain, stops the NATS API as
+// [Server.ServeNATS] does, and stops the registration cache. It returns
+// nil after a graceful shutdown, and an error when ln fails, the NATS API
+// does not start or the shutdown timed out. Call Serve once.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) (err error) {
 	defer s.Close()
+
+	if !s.cfg.DisableNATSAPI {
+		api, err := s.startNATS(ctx)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if stopErr := api.stop(); stopErr != nil && err == nil {
+				err = stopErr
+			}
+		}()
+	}
 
 	srv := &http.Server{
 		Handler:           s.handler,
@@ -188,14 +202,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("shutting down the HTTP API", zap.Duration("timeout", s.cfg.ShutdownTimeout))
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
-	err := srv.Shutdown(shutdownCtx)
-	if err != nil {
-		s.log.Warn("open requests did not finish in time; closing their connections", zap.Error(err))
+	shutdownErr := srv.Shutdown(shutdownCtx)
+	if shutdownErr != nil {
+		s.log.Warn("open requests did not finish in time; closing their connections", zap.Error(shutdownErr))
 		_ = srv.Close()
 	}
 	<-served
-	if err != nil {
-		return fmt.Errorf("shut down HTTP on %s within %s: %w", addr, s.cfg.ShutdownTimeout, err)
+	if shutdownErr != nil {
+		return fmt.Errorf("shut down HTTP on %s within %s: %w", addr, s.cfg.ShutdownTimeout, shutdownErr)
 	}
 	s.log.Info("stopped the HTTP API")
 	return nil

@@ -79,7 +79,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		zap.String("tokens_file", cfg.TokensFile),
 		zap.Float64("rate_limit", cfg.RateLimit),
 		zap.Int("rate_burst", cfg.RateBurst),
-		zap.Duration("max_wait", cfg.MaxWait))
+		zap.Duration("max_wait", cfg.MaxWait),
+		zap.Bool("nats_api", !cfg.DisableNATSAPI))
 	if cfg.Auth == ingest.AuthNone {
 		log.Warn("authentication is off (--auth=none): every caller is tenant \"default\"; use it only where no one else can reach the API")
 	}

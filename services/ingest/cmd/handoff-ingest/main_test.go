@@ -46,6 +46,17 @@ func TestParseOptionsDefaults(t *testing.T) {
 	require.Equal(t, 7*24*time.Hour, o.cfg.MaxTTL)
 	require.Equal(t, "json", o.logFormat)
 	require.Equal(t, "info", o.logLevel)
+	require.False(t, o.cfg.DisableNATSAPI, "the NATS API is on by default")
+}
+
+func TestParseOptionsNATSAPI(t *testing.T) {
+	o, err := parseOptions([]string{"--nats-api=false"}, env(nil), io.Discard)
+	require.NoError(t, err)
+	require.True(t, o.cfg.DisableNATSAPI)
+
+	o, err = parseOptions(nil, env(map[string]string{"HANDOFF_NATS_API": "false"}), io.Discard)
+	require.NoError(t, err)
+	require.True(t, o.cfg.DisableNATSAPI)
 }
 
 func TestParseOptionsPrecedence(t *testing.T) {
@@ -129,6 +140,12 @@ func TestRunServesUntilCancelled(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, 10*time.Second, 20*time.Millisecond)
+
+	// The NATS request API runs next to the HTTP API.
+	nc := ns.Connect(t)
+	reply, err := nc.Request("handoff.api.types", nil, 5*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, "200", reply.Header.Get("Handoff-Status"), "body: %s", reply.Data)
 
 	cancel()
 	select {

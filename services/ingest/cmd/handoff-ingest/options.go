@@ -24,6 +24,7 @@ type options struct {
 	logFormat string
 	logLevel  string
 	auth      string
+	natsAPI   bool
 	cfg       ingest.Config
 }
 
@@ -56,6 +57,7 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), output i
 	fs.IntVar(&o.cfg.MaxSubscriptions, "max-subscriptions", subscription.DefaultMaxPerTenant, "most webhook subscriptions one tenant may have, up to 500")
 	fs.StringVar(&o.cfg.ResultSigningKey, "result-signing-key", "", "secret of at least 32 bytes that signs links to stored results; give every instance the same one, preferably through the environment, which ps does not show (default: a random key per start, whose links only this instance accepts)")
 	fs.DurationVar(&o.cfg.ResultLinkTTL, "result-link-ttl", ingest.DefaultResultLinkTTL, "how long a signed link to a stored result works")
+	fs.BoolVar(&o.natsAPI, "nats-api", true, "also serve the API as the NATS micro service \"handoff\" on <namespace>.api.*")
 	fs.StringVar(&o.logFormat, "log-format", string(logging.FormatJSON), "log format: json or console")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 
@@ -81,6 +83,7 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), output i
 		}
 	})
 	o.cfg.Auth = ingest.AuthMode(o.auth)
+	o.cfg.DisableNATSAPI = !o.natsAPI
 	return o, errors.Join(errs...)
 }
 
