@@ -1,11 +1,16 @@
-// Package client is the Go SDK of Handoff's HTTP API: submit a task, read
-// its view, wait for it to end or follow its events, list tasks and task
-// types, cancel, pause, resume or answer a task, and manage webhook
+// Package client is the Go SDK of Handoff: submit a task, read its view,
+// wait for it to end or follow its events, list tasks and task types,
+// cancel, pause, resume or answer a task, and manage webhook
 // subscriptions.
 //
-// The examples compile but do not run here, because a server needs
-// services/ingest, which depends on this module. The tests of
-// services/ingest run the same calls against a real server.
+// [Client] speaks the HTTP API and [NATSClient] the NATS request API that
+// every ingest also serves. Both implement [API], so an agent picks its
+// transport in one place. Webhook subscriptions are HTTP only.
+//
+// The examples here compile but do not run, because a server needs
+// services/ingest, which depends on this module. Runnable examples of
+// both transports against a whole stack are in cmd/handoff, and the tests
+// of services/ingest run every call against a real server.
 package client
 
 import (
@@ -79,7 +84,33 @@ type SubmitOptions struct {
 	// IdempotencyKey makes a retried submit return the task the first one
 	// created instead of creating another.
 	IdempotencyKey string
+
+	// Wait asks the server to hold its answer until the task ends, for up
+	// to Wait (Prefer: wait, in whole seconds, rounded up). A task that
+	// ends in time is returned with its final view; otherwise the view is
+	// the one stored at submit. The server caps the wait at its own
+	// maximum, 60s by default. Zero answers at once.
+	Wait time.Duration
 }
+
+// preferWait returns the Prefer header value of a wait, such as "wait=10".
+func preferWait(d time.Duration) string {
+	return "wait=" + strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
+}
+
+// created reports whether a submit created its task: the response is 202,
+// or 200 with the final view of a task that ended within the wait, while
+// a repeat of an Idempotency-Key is 200 with Idempotent-Replayed: true.
+func created(status int, h http.Header, opts SubmitOptions) bool {
+	if h.Get(headerIdempotentReplayed) == "true" {
+		return false
+	}
+	return status == http.StatusAccepted || status == http.StatusOK && opts.Wait > 0
+}
+
+// headerIdempotentReplayed marks the response to a repeat of an
+// Idempotency-Key.
+const headerIdempotentReplayed = "Idempotent-Replayed"
 
 // Submitted is the answer to a submit.
 type Submitted struct {
@@ -90,7 +121,8 @@ type Submitted struct {
 	RetryAfter time.Duration
 }
 
-// Submit hands off a task and returns its view as stored.
+// Submit hands off a task and returns its view as stored, or its final
+// view when it ended within opts.Wait.
 func (c *Client) Submit(ctx context.Context, req SubmitRequest, opts SubmitOptions) (*Submitted, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -104,13 +136,16 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest, opts SubmitOptio
 	if opts.IdempotencyKey != "" {
 		hreq.Header.Set("Idempotency-Key", opts.IdempotencyKey)
 	}
+	if opts.Wait > 0 {
+		hreq.Header.Set("Prefer", preferWait(opts.Wait))
+	}
 
 	resp, err := c.do(hreq, http.StatusAccepted, http.StatusOK)
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	out := &Submitted{Created: resp.StatusCode == http.StatusAccepted, RetryAfter: retryAfter(resp.Header)}
+	out := &Submitted{Created: created(resp.StatusCode, resp.Header, opts), RetryAfter: retryAfter(resp.Header)}
 	if err := decode(resp, &out.Task); err != nil {
 		return nil, err
 	}

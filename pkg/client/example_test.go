@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/handoff-dev/handoff/events"
 	"github.com/handoff-dev/handoff/pkg/client"
 )
@@ -105,4 +107,45 @@ func ExampleClient_CreateSubscription() {
 	}
 	// The secret is returned here and by a rotation only.
 	fmt.Println(sub.ID, sub.Secret)
+}
+
+func ExampleNewNATS() {
+	nc, err := nats.Connect("nats://127.0.0.1:4222")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Close()
+	c, err := client.NewNATS(nc, client.WithNATSToken(os.Getenv("HANDOFF_TOKEN")))
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// The server holds the answer until the task ends, for up to 30s.
+	ctx := context.Background()
+	res, err := c.Submit(ctx, client.SubmitRequest{Type: "echo", Input: json.RawMessage(`{"hello": "nats"}`)}, client.SubmitOptions{Wait: 30 * time.Second})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(res.Task.Status, string(res.Task.Result))
+}
+
+func ExampleAPI() {
+	// The same code runs over HTTP and NATS.
+	handOff := func(ctx context.Context, api client.API) (*events.View, error) {
+		res, err := api.Submit(ctx, client.SubmitRequest{Type: "files.manifest", Input: json.RawMessage(`{"dir": "."}`)}, client.SubmitOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return api.Wait(ctx, res.Task.ID, 0, nil)
+	}
+
+	overHTTP, err := client.New("http://127.0.0.1:8080")
+	if err != nil {
+		log.Fatal(err)
+	}
+	v, err := handOff(context.Background(), overHTTP)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(v.Status)
 }
