@@ -8,6 +8,9 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/handoff-dev/handoff/events"
 	"github.com/handoff-dev/handoff/pkg/webhook"
 )
@@ -130,6 +133,15 @@ type Config struct {
 	// jobs for failing endpoints stall every delivery until their retries
 	// end.
 	MaxAckPending int
+
+	// Metrics registers the notifier's metrics. Nil leaves them
+	// unregistered, so nothing exposes them.
+	Metrics prometheus.Registerer
+
+	// TracerProvider records the span of each delivery attempt. Default:
+	// the no-op provider, which records nothing but still sends the
+	// traceparent of the delivered event on the webhook request.
+	TracerProvider trace.TracerProvider
 }
 
 // WithDefaults returns a copy of c with zero fields set to their defaults.

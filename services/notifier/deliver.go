@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/handoff-dev/handoff/events"
@@ -139,38 +140,51 @@ func (n *Notifier) target(ctx context.Context, log *zap.Logger, j *job) (url str
 }
 
 // attempt sends the event, records the attempt on the task and returns the
-// outcome for the job.
+// outcome for the job. The attempt's span is the parent of the request and
+// of the record.
 func (n *Notifier) attempt(log *zap.Logger, j *job, ev *events.Event, ep Endpoint, signer *webhook.Signer, attempt int) outcome {
-	res := n.sender.send(n.work, ev, ep, signer)
+	ctx, span := n.startDelivery(ev, ep, attempt)
+	res := n.sender.send(ctx, ev, ep, signer)
 	interrupted := n.work.Err() != nil && res.StatusCode == 0
 	if interrupted {
 		res.Err = errInterrupted
 	}
-	if err := n.record(context.Background(), j, ev, ep, attempt, res); err != nil {
+	if err := n.record(trace.ContextWithSpan(context.Background(), span), j, ev, ep, attempt, res); err != nil {
 		log.Warn("record delivery attempt", zap.Error(err))
 	}
 
+	var result string
+	defer func() {
+		n.metrics.observeDelivery(ev.Kind, result, res.Duration)
+		endDelivery(span, res, result)
+	}()
+
 	status := zap.Int("status_code", res.StatusCode)
 	if interrupted {
+		result = outcomeInterrupted
 		log.Info("delivery interrupted by shutdown; returning the job", status)
 		return outcome{action: actionRetry}
 	}
 	switch classify(res) {
 	case verdictDelivered:
+		result = outcomeDelivered
 		log.Debug("event delivered", status, zap.Duration("duration", res.Duration))
 		return outcome{action: actionAck}
 
 	case verdictRetry:
 		delay, ok := n.retry.delay(attempt, res.RetryAfter)
 		if ok {
+			result = outcomeRetrying
 			log.Info("delivery failed; retrying", status, zap.Duration("delay", delay), zap.String(logging.KeyError, describe(res)))
 			return outcome{action: actionRetry, delay: delay}
 		}
+		result = outcomeExhausted
 		reason := fmt.Sprintf("gave up after %d attempts: %s", attempt, describe(res))
 		log.Warn("delivery failed; giving up after the last retry", status, zap.String(logging.KeyError, describe(res)))
 		return outcome{action: actionGiveUp, reason: reason}
 
 	default:
+		result = outcomeFailed
 		if res.StatusCode == http.StatusGone && j.SubscriptionID != "" {
 			n.disable(log, j)
 		}

@@ -9,12 +9,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/handoff-dev/handoff/events"
 	"github.com/handoff-dev/handoff/pkg/bus"
 	"github.com/handoff-dev/handoff/pkg/logging"
 	"github.com/handoff-dev/handoff/pkg/subscription"
+	"github.com/handoff-dev/handoff/pkg/tracing"
 	"github.com/handoff-dev/handoff/pkg/webhook"
 )
 
@@ -67,6 +69,9 @@ type Notifier struct {
 	// Set by Run before the consumers start.
 	cache    *subscription.Cache
 	dispatch jetstream.Consumer
+
+	metrics *notifierMetrics
+	tracer  trace.Tracer
 }
 
 // New returns a Notifier for cfg, with defaults applied, on b. It logs to
@@ -96,7 +101,7 @@ func New(cfg Config, b *bus.Bus, log *zap.Logger) (*Notifier, error) {
 	}
 
 	work, cancelWork := context.WithCancel(context.Background())
-	return &Notifier{
+	n := &Notifier{
 		cfg:           cfg,
 		bus:           b,
 		log:           log,
@@ -111,7 +116,13 @@ func New(cfg Config, b *bus.Bus, log *zap.Logger) (*Notifier, error) {
 		cancelWork:    cancelWork,
 		deliverySlots: make(chan struct{}, cfg.Concurrency),
 		dispatchSlots: make(chan struct{}, dispatchConcurrency),
-	}, nil
+		tracer:        tracing.Tracer(cfg.TracerProvider, tracerComponent),
+	}
+	if n.metrics, err = newNotifierMetrics(cfg.Metrics, n); err != nil {
+		cancelWork()
+		return nil, err
+	}
+	return n, nil
 }
 
 // ConsumerConfig returns the configuration of the dispatch consumer, which

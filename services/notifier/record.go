@@ -6,6 +6,7 @@ import (
 
 	"github.com/handoff-dev/handoff/events"
 	"github.com/handoff-dev/handoff/pkg/bus"
+	"github.com/handoff-dev/handoff/pkg/tracing"
 )
 
 // record appends the attempt to the task as a delivered or delivery_failed
@@ -35,7 +36,10 @@ func (n *Notifier) record(ctx context.Context, j *job, ev *events.Event, ep Endp
 	if err != nil {
 		return err
 	}
+	// The record's parent is the attempt's span in ctx, or the event's
+	// own trace context when no span was recorded.
 	rec.TraceParent, rec.TraceState = ev.TraceParent, ev.TraceState
+	tracing.InjectEvent(ctx, &rec)
 
 	ctx, cancel := context.WithTimeout(ctx, taskIOTimeout)
 	defer cancel()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/handoff-dev/handoff/events"
+	"github.com/handoff-dev/handoff/pkg/tracing"
 	"github.com/handoff-dev/handoff/pkg/webhook"
 )
 
@@ -161,6 +162,9 @@ func (s *sender) request(ctx context.Context, ev *events.Event, ep Endpoint, sig
 	}
 	req.Header.Set("Content-Type", contentTypeStructured)
 	req.Header.Set("User-Agent", UserAgent)
+	// The receiver continues the task's trace from the traceparent header.
+	// The Standard Webhooks signature covers the body, not this header.
+	tracing.InjectHeader(ctx, req.Header)
 	if err := signer.SetHeaders(req.Header, ev.ID, now, body); err != nil {
 		return nil, fmt.Errorf("%w: %w", errUnsendable, err)
 	}
