@@ -16,11 +16,10 @@ import (
 const tracerComponent = "services/notifier"
 
 // startDelivery starts the span of one attempt to deliver ev to ep. The
-// span continues the trace of ev, usually the span of the attempt that
-// wrote it, and
-// is the parent of the webhook request and of the attempt's record. Its
-// attributes name the endpoint by origin only, because paths and queries
-// may contain tokens.
+// span continues the trace of ev, usually from the span of the executor's
+// attempt that wrote it. It is the parent of the webhook request and of
+// the attempt's record. Its attributes name the endpoint by origin only,
+// because paths and queries may contain tokens.
 func (n *Notifier) startDelivery(ev *events.Event, ep Endpoint, attempt int) (context.Context, trace.Span) {
 	ctx := tracing.ContextFromEvent(n.work, ev)
 	attrs := []attribute.KeyValue{
