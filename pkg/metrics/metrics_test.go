@@ -2,6 +2,9 @@ package metrics_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/handoff-dev/handoff/pkg/metrics"
 	"github.com/handoff-dev/handoff/pkg/natstest"
@@ -133,4 +137,28 @@ func TestConsumerCollectorsShareRegistry(t *testing.T) {
 	n, err := testutil.GatherAndCount(reg, "handoff_consumer_info_failures_total")
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
+}
+
+func TestProcessRegistry(t *testing.T) {
+	reg := metrics.NewProcessRegistry()
+	n, err := testutil.GatherAndCount(reg, "go_goroutines")
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+}
+
+func TestHandlerServesText(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c, err := metrics.Register(reg, newCounter())
+	require.NoError(t, err)
+	c.WithLabelValues("a").Inc()
+
+	srv := httptest.NewServer(metrics.Handler(reg, zaptest.NewLogger(t)))
+	t.Cleanup(srv.Close)
+	resp, err := srv.Client().Get(srv.URL)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, string(body), `handoff_things_total{kind="a"} 1`)
 }

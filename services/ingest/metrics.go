@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.uber.org/zap"
 
 	"github.com/handoff-dev/handoff/events"
 	"github.com/handoff-dev/handoff/pkg/metrics"
@@ -100,15 +98,9 @@ func (s *Server) countFinished(task *events.Task) {
 	s.metrics.finished.WithLabelValues(s.typeLabel(task.Type), string(task.Status)).Inc()
 }
 
-// metricsHandler returns the handler of GET /metrics, which serves the
-// registry in the Prometheus text format or, by content negotiation, in
-// OpenMetrics.
+// metricsHandler returns the handler of GET /metrics.
 func (s *Server) metricsHandler() http.Handler {
-	return promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{
-		ErrorLog:          zap.NewStdLog(s.log.Named("metrics")),
-		ErrorHandling:     promhttp.ContinueOnError,
-		EnableOpenMetrics: true,
-	})
+	return metrics.Handler(s.gatherer, s.log)
 }
 
 // methodLabel returns the method label of method: the method for those
