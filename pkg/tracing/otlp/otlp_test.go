@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/handoff-dev/handoff/pkg/tracing/otlp"
 )
@@ -52,4 +53,16 @@ func TestProviderExportsToCollector(t *testing.T) {
 	require.NoError(t, tp.Shutdown(context.Background()), "shutdown sends the buffered spans")
 
 	require.Equal(t, otlp.TracesPath, <-received)
+}
+
+func TestSetupWithoutEndpoint(t *testing.T) {
+	tp, stop, err := otlp.Setup(context.Background(), "", "handoff-test", zaptest.NewLogger(t))
+	require.NoError(t, err)
+	require.Nil(t, tp, "no endpoint, no provider")
+	stop()
+}
+
+func TestSetupInvalidEndpoint(t *testing.T) {
+	_, _, err := otlp.Setup(context.Background(), "collector:4318", "handoff-test", zaptest.NewLogger(t))
+	require.ErrorContains(t, err, "invalid OTLP endpoint")
 }
