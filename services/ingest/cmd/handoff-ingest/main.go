@@ -23,6 +23,8 @@ import (
 
 	"github.com/handoff-dev/handoff/pkg/bus"
 	"github.com/handoff-dev/handoff/pkg/logging"
+	"github.com/handoff-dev/handoff/pkg/metrics"
+	"github.com/handoff-dev/handoff/pkg/tracing/otlp"
 	"github.com/handoff-dev/handoff/services/ingest"
 )
 
@@ -80,10 +82,20 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		zap.Float64("rate_limit", cfg.RateLimit),
 		zap.Int("rate_burst", cfg.RateBurst),
 		zap.Duration("max_wait", cfg.MaxWait),
-		zap.Bool("nats_api", !cfg.DisableNATSAPI))
+		zap.Bool("nats_api", !cfg.DisableNATSAPI),
+		zap.String("otlp_endpoint", redactURL(o.otlpEndpoint)))
 	if cfg.Auth == ingest.AuthNone {
 		log.Warn("authentication is off (--auth=none): every caller is tenant \"default\"; use it only where no one else can reach the API")
 	}
+
+	// The API serves the process's metrics at /metrics.
+	cfg.Metrics = metrics.NewProcessRegistry()
+	tp, stopTracing, err := otlp.Setup(ctx, o.otlpEndpoint, "handoff-ingest", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	cfg.TracerProvider = tp
 
 	nc, err := bus.Connect(ctx, o.natsURL, "handoff-ingest", connectionLogging(log)...)
 	if err != nil {

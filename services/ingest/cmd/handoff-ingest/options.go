@@ -25,7 +25,10 @@ type options struct {
 	logLevel  string
 	auth      string
 	natsAPI   bool
-	cfg       ingest.Config
+	// otlpEndpoint is the URL of the OpenTelemetry collector that receives
+	// the spans, or empty for none.
+	otlpEndpoint string
+	cfg          ingest.Config
 }
 
 // parseOptions reads flags from args, then the HANDOFF_* environment
@@ -60,6 +63,7 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool), output i
 	fs.BoolVar(&o.natsAPI, "nats-api", true, "also serve the API as the NATS micro service \"handoff\" on <namespace>.api.*")
 	fs.StringVar(&o.logFormat, "log-format", string(logging.FormatJSON), "log format: json or console")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&o.otlpEndpoint, "otlp-endpoint", "", "OTLP/HTTP URL of an OpenTelemetry collector that receives the spans of API requests, such as http://otel-collector:4318 (default: no spans are sent)")
 
 	if err := fs.Parse(args); err != nil {
 		return o, err
