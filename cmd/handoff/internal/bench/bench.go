@@ -188,25 +188,38 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) (*Report, error) {
 	}
 
 	report := newReport(cfg)
-	main := slices.ContainsFunc(cfg.Rows, func(row string) bool { return row != RowRetained })
-	if main {
-		if err := runMain(ctx, cfg, filepath.Join(dir, "main"), report, log); err != nil {
+	rows := make(map[string][]Row)
+	// The memory row runs first, because the server frees its caches of
+	// earlier messages over the following seconds, which would blur the
+	// growth it measures.
+	if cfg.runs(RowMemory) {
+		measured, err := runMemory(ctx, cfg, filepath.Join(dir, "memory"), report, log)
+		if err != nil {
+			return nil, fmt.Errorf("row %s: %w", RowMemory, err)
+		}
+		rows[RowMemory] = measured
+	}
+	if slices.ContainsFunc(cfg.Rows, onMainStack) {
+		if err := runMain(ctx, cfg, filepath.Join(dir, "main"), report, rows, log); err != nil {
 			return nil, err
 		}
 	}
 	if cfg.runs(RowRetained) {
-		rows, err := runRetained(ctx, cfg, filepath.Join(dir, "retained"), log)
+		measured, err := runRetained(ctx, cfg, filepath.Join(dir, "retained"), report, log)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("row %s: %w", RowRetained, err)
 		}
-		report.Rows = append(report.Rows, rows...)
+		rows[RowRetained] = measured
+	}
+	for _, row := range AllRows {
+		report.Rows = append(report.Rows, rows[row]...)
 	}
 	report.finish()
 	return report, nil
 }
 
-// runMain runs every row but the retained one on one stack.
-func runMain(ctx context.Context, cfg Config, dir string, report *Report, log *zap.Logger) error {
+// runMain runs the rows of the main stack and adds them to rows.
+func runMain(ctx context.Context, cfg Config, dir string, report *Report, rows map[string][]Row, log *zap.Logger) error {
 	st, err := startStack(ctx, stackOptions{dir: dir, concurrency: cfg.InFlight, notifier: true}, log)
 	if err != nil {
 		return err
@@ -220,21 +233,16 @@ func runMain(ctx context.Context, cfg Config, dir string, report *Report, log *z
 	}
 	defer g.close()
 
-	// The memory row runs first, on the fresh stack, because the server
-	// frees its caches of the earlier rows' messages over the following
-	// seconds, which would blur the growth it measures.
 	steps := []struct {
 		row string
 		run func(context.Context) ([]Row, error)
 	}{
-		{RowMemory, g.memoryRow},
 		{RowNATS, g.natsRow},
 		{RowHTTP, g.httpRow},
 		{RowReads, g.readsRow},
 		{RowLatency, g.latencyRow},
 		{RowWebhook, g.webhookRow},
 	}
-	rows := make(map[string][]Row)
 	for _, step := range steps {
 		if !cfg.runs(step.row) {
 			continue
@@ -245,11 +253,12 @@ func runMain(ctx context.Context, cfg Config, dir string, report *Report, log *z
 		}
 		rows[step.row] = measured
 	}
-	for _, row := range AllRows {
-		report.Rows = append(report.Rows, rows[row]...)
-	}
 	return nil
 }
+
+// onMainStack reports whether row runs on the main stack, the one with
+// the notifier. The memory and retained rows have stacks of their own.
+func onMainStack(row string) bool { return row != RowMemory && row != RowRetained }
 
 // errNoOutcome is the failure of an operation whose outcome did not come
 // within opTimeout.

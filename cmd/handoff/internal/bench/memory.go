@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 
 	"github.com/handoff-dev/handoff/events"
 	"github.com/handoff-dev/handoff/pkg/bus"
@@ -31,18 +32,37 @@ const steadyWait = 2 * time.Second
 // tasks are submitted.
 const submitWindow = 1024
 
-// memoryRow measures the executor's memory per in-flight task: the growth
+// runMemory measures the executor's memory per in-flight task: the growth
 // of the process's live heap and goroutine stacks from executors at rest
-// to executors running cfg.SleepTasks sleep tasks at once.
-func (g *generator) memoryRow(ctx context.Context) ([]Row, error) {
-	n := g.cfg.SleepTasks
+// to executors running cfg.SleepTasks sleep tasks at once. It runs on a
+// stack of its own without the notifier, whose reads of each ended task
+// would compete with the executors, and whose memory is not measured.
+func runMemory(ctx context.Context, cfg Config, dir string, report *Report, log *zap.Logger) ([]Row, error) {
+	st, err := startStack(ctx, stackOptions{dir: dir, concurrency: cfg.InFlight}, log)
+	if err != nil {
+		return nil, err
+	}
+	defer st.stop()
+	report.ServerVersion = st.client.Conn().ConnectedServerVersion()
+	m := &memoryBench{cfg: cfg, st: st}
+	return m.row(ctx)
+}
+
+// memoryBench runs the memory row's rounds on its stack.
+type memoryBench struct {
+	cfg Config
+	st  *stack
+}
+
+func (m *memoryBench) row(ctx context.Context) ([]Row, error) {
+	n := m.cfg.SleepTasks
 	// One executor runs at most MaxConcurrency tasks, so a larger n takes
 	// a pool of several instances.
 	instances := (n + executor.MaxConcurrency - 1) / executor.MaxConcurrency
 	perInstance := (n + instances - 1) / instances
 	for i := range instances {
 		name := fmt.Sprintf("%s-%d", memoryPool, i+1)
-		svc, err := g.st.startExecutor(ctx, name, executor.Config{
+		svc, err := m.st.startExecutor(ctx, name, executor.Config{
 			Pool:          memoryPool,
 			Instance:      name,
 			Concurrency:   perInstance,
@@ -52,38 +72,38 @@ func (g *generator) memoryRow(ctx context.Context) ([]Row, error) {
 		if err != nil {
 			return nil, err
 		}
-		defer g.st.stopService(svc)
+		defer m.st.stopService(svc)
 	}
 
 	setupCtx, cancel := context.WithTimeout(ctx, stackIOTimeout)
 	defer cancel()
-	if err := waitForTypes(setupCtx, g.st.client, sleepType); err != nil {
+	if err := waitForTypes(setupCtx, m.st.client, sleepType); err != nil {
 		return nil, err
 	}
-	counts, err := countSleepEvents(g.st.client)
+	counts, err := countSleepEvents(m.st.client)
 	if err != nil {
 		return nil, err
 	}
 	defer counts.stop()
 
-	input, err := json.Marshal(map[string]float64{"seconds": g.cfg.SleepFor.Seconds()})
+	input, err := json.Marshal(map[string]float64{"seconds": m.cfg.SleepFor.Seconds()})
 	if err != nil {
 		return nil, err
 	}
 	var rest, perTask, heap, stacks, goroutines []float64
 	var failures []string
-	for round := 1; round <= g.cfg.Rounds && ctx.Err() == nil; round++ {
-		r, busy, err := g.memoryRound(ctx, round, counts, input)
+	for round := 1; round <= m.cfg.Rounds && ctx.Err() == nil; round++ {
+		r, busy, err := m.round(ctx, round, counts, input)
 		if err != nil {
 			failures = append(failures, fmt.Sprintf("round %d: %v", round, err))
-			fmt.Fprintf(g.cfg.Progress, "%s round %d/%d: %v\n", RowMemory, round, g.cfg.Rounds, err)
+			fmt.Fprintf(m.cfg.Progress, "%s round %d/%d: %v\n", RowMemory, round, m.cfg.Rounds, err)
 			continue
 		}
 		per := busy.minus(r).per(uint64(n))
 		rest, perTask = append(rest, r.total()), append(perTask, per.total())
 		heap, stacks, goroutines = append(heap, per.heap), append(stacks, per.stacks), append(goroutines, per.goroutines)
-		fmt.Fprintf(g.cfg.Progress, "%s round %d/%d: at rest %.1f MiB; per in-flight task %.2f KiB, of which %.2f KiB heap and %.2f KiB goroutine stacks, %.1f goroutines\n",
-			RowMemory, round, g.cfg.Rounds, r.total()/(1<<20), per.total()/(1<<10), per.heap/(1<<10), per.stacks/(1<<10), per.goroutines)
+		fmt.Fprintf(m.cfg.Progress, "%s round %d/%d: at rest %.1f MiB; per in-flight task %.2f KiB, of which %.2f KiB heap and %.2f KiB goroutine stacks, %.1f goroutines\n",
+			RowMemory, round, m.cfg.Rounds, r.total()/(1<<20), per.total()/(1<<10), per.heap/(1<<10), per.stacks/(1<<10), per.goroutines)
 	}
 
 	row := Row{
@@ -94,7 +114,7 @@ func (g *generator) memoryRow(ctx context.Context) ([]Row, error) {
 		Target:        Target{Text: fmt.Sprintf("≤ %d KiB per task", memoryTarget>>10)},
 		Failures:      failures,
 	}
-	row.Baseline = fmt.Sprintf("at rest: %.1f MiB live heap and stacks", row.BaselineValue/(1<<20))
+	row.Baseline = fmt.Sprintf("process at rest: %.1f MiB live heap and stacks", row.BaselineValue/(1<<20))
 	row.Handoff = fmt.Sprintf("%.2f KiB per task", row.HandoffValue/(1<<10))
 	row.Met = len(perTask) > 0 && row.HandoffValue <= memoryTarget
 	row.Notes = append(row.Notes,
@@ -106,55 +126,61 @@ func (g *generator) memoryRow(ctx context.Context) ([]Row, error) {
 // memoryRound submits the sleep tasks, measures the memory once all of
 // them run, and waits until they ended. It returns the memory at rest and
 // with the tasks running.
-func (g *generator) memoryRound(ctx context.Context, round int, counts *sleepCounts, input json.RawMessage) (rest, busy memoryUse, err error) {
-	n := uint64(g.cfg.SleepTasks)
+func (m *memoryBench) round(ctx context.Context, round int, counts *sleepCounts, input json.RawMessage) (rest, busy memoryUse, err error) {
+	n := uint64(m.cfg.SleepTasks)
 	startedBefore, endedBefore := counts.started.Load(), counts.ended.Load()
-	profile := g.cfg.ProfileDir != "" && round == 1
+	profile := m.cfg.ProfileDir != "" && round == 1
 
 	rest = measureMemory()
 	if profile {
-		if err := writeProfile(g.cfg.ProfileDir, "memory-heap-rest.pprof", "heap"); err != nil {
+		if err := writeProfile(m.cfg.ProfileDir, "memory-heap-rest.pprof", "heap"); err != nil {
 			return rest, busy, err
 		}
 	}
 	submitted := time.Now()
-	if err := g.submitSleepTasks(ctx, int(n), input); err != nil {
+	if err := m.submitSleepTasks(ctx, int(n), input); err != nil {
 		return rest, busy, err
 	}
 
-	allStarted := submitted.Add(g.cfg.SleepFor)
+	allStarted := submitted.Add(m.cfg.SleepFor)
 	for counts.started.Load()-startedBefore < n {
 		if time.Now().After(allStarted) || !sleep(ctx, 20*time.Millisecond) {
-			return rest, busy, fmt.Errorf("only %d of %d sleep tasks started within --sleep-for %s; raise it", counts.started.Load()-startedBefore, n, g.cfg.SleepFor)
+			return rest, busy, fmt.Errorf("only %d of %d sleep tasks started within --sleep-for %s; raise it", counts.started.Load()-startedBefore, n, m.cfg.SleepFor)
 		}
 	}
+	fmt.Fprintf(m.cfg.Progress, "%s round %d/%d: %d sleep tasks submitted and started in %s\n", RowMemory, round, m.cfg.Rounds, n, time.Since(submitted).Round(time.Millisecond))
 	wait := min(steadyWait, time.Until(allStarted)-time.Second)
 	sleep(ctx, max(wait, 0))
 	if ended := counts.ended.Load() - endedBefore; ended > 0 {
-		return rest, busy, fmt.Errorf("%d sleep tasks ended before the measurement; raise --sleep-for above %s", ended, g.cfg.SleepFor)
+		return rest, busy, fmt.Errorf("%d sleep tasks ended before the measurement; raise --sleep-for above %s", ended, m.cfg.SleepFor)
 	}
 	busy = measureMemory()
 	if profile {
-		if err := writeProfile(g.cfg.ProfileDir, "memory-heap.pprof", "heap"); err != nil {
+		if err := writeProfile(m.cfg.ProfileDir, "memory-heap.pprof", "heap"); err != nil {
 			return rest, busy, err
 		}
-		if err := writeProfile(g.cfg.ProfileDir, "memory-goroutine.pprof", "goroutine"); err != nil {
+		if err := writeProfile(m.cfg.ProfileDir, "memory-goroutine.pprof", "goroutine"); err != nil {
 			return rest, busy, err
 		}
 	}
 
-	allEnded := time.Now().Add(g.cfg.SleepFor + 2*time.Minute)
+	allEnded := time.Now().Add(m.cfg.SleepFor + 2*time.Minute)
 	for counts.ended.Load()-endedBefore < n {
 		if time.Now().After(allEnded) || !sleep(ctx, 50*time.Millisecond) {
 			return rest, busy, fmt.Errorf("only %d of %d sleep tasks ended in time", counts.ended.Load()-endedBefore, n)
 		}
+	}
+	// The next round's rest starts once every attempt has acknowledged
+	// its message and returned.
+	if _, err := m.st.waitIdle(ctx, m.st.client.Names().TasksStream()); err != nil {
+		return rest, busy, err
 	}
 	return rest, busy, nil
 }
 
 // submitSleepTasks appends n submitted events of sleep tasks, with at most
 // submitWindow appends in flight.
-func (g *generator) submitSleepTasks(ctx context.Context, n int, input json.RawMessage) error {
+func (m *memoryBench) submitSleepTasks(ctx context.Context, n int, input json.RawMessage) error {
 	type pending struct {
 		ev *events.Event
 		f  jetstream.PubAckFuture
@@ -178,7 +204,7 @@ func (g *generator) submitSleepTasks(ctx context.Context, n int, input json.RawM
 		if err != nil {
 			return err
 		}
-		f, err := g.st.client.AppendAsync(&ev, opts)
+		f, err := m.st.client.AppendAsync(&ev, opts)
 		if err != nil {
 			return err
 		}

@@ -45,12 +45,13 @@ type retainedLevel struct {
 // with cfg.RetainedSmall and then cfg.RetainedLarge tasks retained, on a
 // stack of its own. It runs ingest and the executor but not the notifier,
 // which would otherwise read every retained task's terminal event once.
-func runRetained(ctx context.Context, cfg Config, dir string, log *zap.Logger) ([]Row, error) {
+func runRetained(ctx context.Context, cfg Config, dir string, report *Report, log *zap.Logger) ([]Row, error) {
 	st, err := startStack(ctx, stackOptions{dir: dir, concurrency: cfg.InFlight}, log)
 	if err != nil {
 		return nil, err
 	}
 	defer st.stop()
+	report.ServerVersion = st.client.Conn().ConnectedServerVersion()
 
 	tasks := newRendezvous()
 	w, err := watch(ctx, st.client.JetStream(), st.client.Names().TasksStream(), terminalFilters(st.client.Names(), measureTenant, echoType), tasks, routeTask, log)
