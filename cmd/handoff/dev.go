@@ -214,6 +214,9 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 			return err
 		}
 		stack.start(serviceIngest, b, func(ctx context.Context) error { return srv.Serve(ctx, ln) })
+		if err := waitForNATSAPI(ctx, admin, stack.failed); err != nil {
+			return err
+		}
 	}
 
 	printBanner(out, o, nats.URL, ln, types, secretNote)
@@ -286,6 +289,31 @@ func waitForTypes(ctx context.Context, b *bus.Bus, cfg executor.Config) ([]strin
 		case <-ctx.Done():
 			return nil, fmt.Errorf("task type %s was not registered within %s; see the executor's log above", missing, typesReadyTimeout)
 		case <-tick.C:
+		}
+	}
+}
+
+// waitForNATSAPI waits until the in-process ingest answers on its NATS
+// request API, which Serve starts in its own goroutine, so that "Ready."
+// holds for NATS clients too. It returns the error of a service that
+// failed meanwhile.
+func waitForNATSAPI(ctx context.Context, b *bus.Bus, failed <-chan error) error {
+	ctx, cancel := context.WithTimeout(ctx, typesReadyTimeout)
+	defer cancel()
+	subject := b.Names().APISubject(ingest.EndpointTypes)
+	for {
+		reqCtx, cancelReq := context.WithTimeout(ctx, time.Second)
+		_, err := b.Conn().RequestWithContext(reqCtx, subject, nil)
+		cancelReq()
+		if err == nil {
+			return nil
+		}
+		select {
+		case err := <-failed:
+			return err
+		case <-ctx.Done():
+			return fmt.Errorf("the NATS request API on %s did not answer within %s: %w", subject, typesReadyTimeout, err)
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
