@@ -5,18 +5,21 @@
 //
 // Flags fall back to environment variables, then to defaults:
 //
-//	--nats-url     HANDOFF_NATS_URL     nats://127.0.0.1:4222
-//	--config       HANDOFF_CONFIG       (required)
-//	--namespace    HANDOFF_NAMESPACE    handoff
-//	--pool         HANDOFF_POOL         the file's pool, else "default"
-//	--instance     HANDOFF_INSTANCE     host name and a random suffix
-//	--concurrency  HANDOFF_CONCURRENCY  the file's concurrency, else 64
-//	--log-format   HANDOFF_LOG_FORMAT   json
-//	--log-level    HANDOFF_LOG_LEVEL    info
-//	--health-addr  HANDOFF_HEALTH_ADDR  empty: no health listener
+//	--nats-url       HANDOFF_NATS_URL       nats://127.0.0.1:4222
+//	--config         HANDOFF_CONFIG         (required)
+//	--namespace      HANDOFF_NAMESPACE      handoff
+//	--pool           HANDOFF_POOL           the file's pool, else "default"
+//	--instance       HANDOFF_INSTANCE       host name and a random suffix
+//	--concurrency    HANDOFF_CONCURRENCY    the file's concurrency, else 64
+//	--log-format     HANDOFF_LOG_FORMAT     json
+//	--log-level      HANDOFF_LOG_LEVEL      info
+//	--health-addr    HANDOFF_HEALTH_ADDR    empty: no health listener
+//	--otlp-endpoint  HANDOFF_OTLP_ENDPOINT  empty: no spans are sent
 //
-// With --health-addr set, GET /healthz returns 200 while the process runs
-// and GET /readyz returns 200 while its NATS connection is connected.
+// With --health-addr set, GET /healthz returns 200 while the process runs,
+// GET /readyz returns 200 while its NATS connection is connected, and GET
+// /metrics serves the Prometheus metrics. With --otlp-endpoint set, the
+// span of each attempt goes to that OpenTelemetry collector.
 //
 // SIGINT or SIGTERM stops it gracefully: running handlers get the file's
 // drain_timeout (30s by default) to finish.
@@ -38,6 +41,8 @@ import (
 	"github.com/handoff-dev/handoff/pkg/bus"
 	"github.com/handoff-dev/handoff/pkg/health"
 	"github.com/handoff-dev/handoff/pkg/logging"
+	"github.com/handoff-dev/handoff/pkg/metrics"
+	"github.com/handoff-dev/handoff/pkg/tracing/otlp"
 	"github.com/handoff-dev/handoff/services/executor"
 )
 
@@ -85,6 +90,14 @@ func run(ctx context.Context, opts options, log *zap.Logger) error {
 		return err
 	}
 	opts.apply(&cfg)
+	reg := metrics.NewProcessRegistry()
+	cfg.Metrics = reg
+	tp, stopTracing, err := otlp.Setup(ctx, opts.otlpEndpoint, "handoff-executor", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	cfg.TracerProvider = tp
 
 	closed := make(chan struct{})
 	nc, err := bus.Connect(ctx, opts.natsURL, "handoff-executor",
@@ -111,7 +124,9 @@ func run(ctx context.Context, opts options, log *zap.Logger) error {
 	defer drain(nc, closed, log)
 
 	if opts.healthAddr != "" {
-		hs, err := health.Serve(ctx, opts.healthAddr, health.NewMux(nc), log)
+		mux := health.NewMux(nc)
+		mux.Handle("GET /metrics", metrics.Handler(reg, log))
+		hs, err := health.Serve(ctx, opts.healthAddr, mux, log)
 		if err != nil {
 			return err
 		}

@@ -21,20 +21,24 @@ type options struct {
 	logFormat   string
 	logLevel    string
 	healthAddr  string
+	// otlpEndpoint is the URL of the OpenTelemetry collector that receives
+	// the spans, or empty for none.
+	otlpEndpoint string
 }
 
 // envFallbacks names, per flag, the environment variable that sets it when
 // the flag is absent.
 var envFallbacks = map[string]string{
-	"nats-url":    "HANDOFF_NATS_URL",
-	"config":      "HANDOFF_CONFIG",
-	"namespace":   "HANDOFF_NAMESPACE",
-	"pool":        "HANDOFF_POOL",
-	"instance":    "HANDOFF_INSTANCE",
-	"concurrency": "HANDOFF_CONCURRENCY",
-	"log-format":  "HANDOFF_LOG_FORMAT",
-	"log-level":   "HANDOFF_LOG_LEVEL",
-	"health-addr": "HANDOFF_HEALTH_ADDR",
+	"nats-url":      "HANDOFF_NATS_URL",
+	"config":        "HANDOFF_CONFIG",
+	"namespace":     "HANDOFF_NAMESPACE",
+	"pool":          "HANDOFF_POOL",
+	"instance":      "HANDOFF_INSTANCE",
+	"concurrency":   "HANDOFF_CONCURRENCY",
+	"log-format":    "HANDOFF_LOG_FORMAT",
+	"log-level":     "HANDOFF_LOG_LEVEL",
+	"health-addr":   "HANDOFF_HEALTH_ADDR",
+	"otlp-endpoint": "HANDOFF_OTLP_ENDPOINT",
 }
 
 // parseOptions reads the flags in args, then fills the ones not given from
@@ -52,7 +56,8 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool)) (options
 	fs.IntVar(&o.concurrency, "concurrency", 0, "handlers run at once; overrides the file's concurrency (default 64)")
 	fs.StringVar(&o.logFormat, "log-format", "json", "log format: json or console")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&o.healthAddr, "health-addr", "", "listen address of /healthz and /readyz, such as :8081 (default: no health listener)")
+	fs.StringVar(&o.healthAddr, "health-addr", "", "listen address of /healthz, /readyz and /metrics, such as :8081 (default: no health listener)")
+	fs.StringVar(&o.otlpEndpoint, "otlp-endpoint", "", "OTLP/HTTP URL of an OpenTelemetry collector that receives the spans of attempts, such as http://otel-collector:4318 (default: no spans are sent)")
 	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + envFallbacks[f.Name] + ")" })
 	if err := fs.Parse(args); err != nil {
 		return options{}, err
