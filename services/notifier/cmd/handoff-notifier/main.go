@@ -5,8 +5,10 @@
 // Every flag falls back to an environment variable named HANDOFF_ and the
 // flag in upper case, such as HANDOFF_NATS_URL for --nats-url. With
 // --health-addr (HANDOFF_HEALTH_ADDR; empty, the default, serves nothing),
-// GET /healthz returns 200 while the process runs and GET /readyz returns
-// 200 while its NATS connection is connected.
+// GET /healthz returns 200 while the process runs, GET /readyz returns 200
+// while its NATS connection is connected, and GET /metrics serves the
+// Prometheus metrics. With --otlp-endpoint (HANDOFF_OTLP_ENDPOINT), the
+// span of each delivery attempt goes to that OpenTelemetry collector.
 package main
 
 import (
@@ -29,6 +31,8 @@ import (
 	"github.com/handoff-dev/handoff/pkg/bus"
 	"github.com/handoff-dev/handoff/pkg/health"
 	"github.com/handoff-dev/handoff/pkg/logging"
+	"github.com/handoff-dev/handoff/pkg/metrics"
+	"github.com/handoff-dev/handoff/pkg/tracing/otlp"
 	"github.com/handoff-dev/handoff/services/notifier"
 )
 
@@ -67,7 +71,10 @@ type options struct {
 	logFormat  string
 	logLevel   string
 	healthAddr string
-	cfg        notifier.Config
+	// otlpEndpoint is the URL of the OpenTelemetry collector that receives
+	// the spans, or empty for none.
+	otlpEndpoint string
+	cfg          notifier.Config
 }
 
 func main() {
@@ -150,7 +157,8 @@ func parseOptionsAt(args []string, getenv func(string) string, output io.Writer,
 	fs.IntVar(&opts.cfg.EndpointConcurrency, "endpoint-concurrency", notifier.DefaultEndpointConcurrency, "maximum delivery attempts in flight to one endpoint in this instance")
 	fs.StringVar(&opts.logFormat, "log-format", string(logging.FormatJSON), "log format: json or console")
 	fs.StringVar(&opts.logLevel, "log-level", "info", "minimum log level: debug, info, warn or error")
-	fs.StringVar(&opts.healthAddr, "health-addr", "", "listen address of /healthz and /readyz, such as :8081 (default: no health listener)")
+	fs.StringVar(&opts.healthAddr, "health-addr", "", "listen address of /healthz, /readyz and /metrics, such as :8081 (default: no health listener)")
+	fs.StringVar(&opts.otlpEndpoint, "otlp-endpoint", "", "OTLP/HTTP URL of an OpenTelemetry collector that receives the spans of delivery attempts, such as http://otel-collector:4318 (default: no spans are sent)")
 	fs.VisitAll(func(f *flag.Flag) {
 		if name := envName(f.Name); !strings.Contains(f.Usage, name) {
 			f.Usage += " (env " + name + ")"
@@ -239,6 +247,15 @@ func parseRotationEnds(value string, now time.Time) (time.Time, error) {
 // run connects to NATS, verifies the streams and runs the notifier until
 // ctx is cancelled, then drains the connection.
 func run(ctx context.Context, opts options, log *zap.Logger) error {
+	reg := metrics.NewProcessRegistry()
+	opts.cfg.Metrics = reg
+	tp, stopTracing, err := otlp.Setup(ctx, opts.otlpEndpoint, "handoff-notifier", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	opts.cfg.TracerProvider = tp
+
 	closed := make(chan struct{})
 	natsLog := log.Named("nats")
 	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
@@ -264,7 +281,9 @@ func run(ctx context.Context, opts options, log *zap.Logger) error {
 	defer closeConn(nc, closed, log)
 
 	if opts.healthAddr != "" {
-		hs, err := health.Serve(ctx, opts.healthAddr, health.NewMux(nc), log)
+		mux := health.NewMux(nc)
+		mux.Handle("GET /metrics", metrics.Handler(reg, log))
+		hs, err := health.Serve(ctx, opts.healthAddr, mux, log)
 		if err != nil {
 			cancel()
 			return err
