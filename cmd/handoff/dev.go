@@ -19,7 +19,9 @@ import (
 	"github.com/handoff-dev/handoff/cmd/handoff/internal/embedded"
 	"github.com/handoff-dev/handoff/pkg/bus"
 	"github.com/handoff-dev/handoff/pkg/logging"
+	"github.com/handoff-dev/handoff/pkg/metrics"
 	"github.com/handoff-dev/handoff/pkg/registry"
+	"github.com/handoff-dev/handoff/pkg/tracing/otlp"
 	"github.com/handoff-dev/handoff/pkg/webhook"
 	"github.com/handoff-dev/handoff/services/executor"
 	"github.com/handoff-dev/handoff/services/ingest"
@@ -50,6 +52,7 @@ type devOptions struct {
 	tokensFile    string
 	namespace     string
 	logLevel      string
+	otlpEndpoint  string
 }
 
 func newDevCmd() *cobra.Command {
@@ -77,6 +80,7 @@ stack is local. Stop it with Ctrl-C.`,
 	f.StringVar(&o.tokensFile, "tokens-file", "", "tokens file of --auth=tokens, as handoff token create prints its lines")
 	f.StringVar(&o.namespace, "namespace", "handoff", "first token of every subject and prefix of the stream names")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&o.otlpEndpoint, "otlp-endpoint", "", "OTLP/HTTP URL of an OpenTelemetry collector that receives the spans of all three services, such as http://127.0.0.1:4318 (default: no spans are sent)")
 	return cmd
 }
 
@@ -135,12 +139,23 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 		}
 	}
 
+	// The services share one registry, which the API serves at /metrics,
+	// and one tracer provider.
+	reg := metrics.NewProcessRegistry()
+	tp, stopTracing, err := otlp.Setup(ctx, o.otlpEndpoint, "handoff-dev", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+
 	var execCfg executor.Config
 	if o.runs(serviceExecutor) {
 		if execCfg, err = executor.LoadConfig(o.config); err != nil {
 			return err
 		}
 		execCfg.Namespace = o.namespace
+		execCfg.Metrics = reg
+		execCfg.TracerProvider = tp
 	}
 
 	nats, err := embedded.Start(embedded.Options{DataDir: o.dataDir, Port: o.natsPort})
@@ -178,7 +193,7 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		n, err := notifier.New(notifier.Config{Namespace: o.namespace, Secrets: []string{o.webhookSecret}, AllowLoopback: true}, b, log.Named("notifier"))
+		n, err := notifier.New(notifier.Config{Namespace: o.namespace, Secrets: []string{o.webhookSecret}, AllowLoopback: true, Metrics: reg, TracerProvider: tp}, b, log.Named("notifier"))
 		if err != nil {
 			b.Conn().Close()
 			return err
@@ -208,7 +223,11 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		srv, err := ingest.New(ctx, ingest.Config{Namespace: o.namespace, ResultSigningKey: resultKey, AllowLoopback: true, Auth: ingest.AuthMode(o.auth), TokensFile: o.tokensFile}, b, log.Named("ingest"))
+		srv, err := ingest.New(ctx, ingest.Config{
+			Namespace: o.namespace, ResultSigningKey: resultKey, AllowLoopback: true,
+			Auth: ingest.AuthMode(o.auth), TokensFile: o.tokensFile,
+			Metrics: reg, TracerProvider: tp,
+		}, b, log.Named("ingest"))
 		if err != nil {
 			b.Conn().Close()
 			return err
@@ -236,6 +255,7 @@ func printBanner(out io.Writer, o devOptions, natsURL string, ln net.Listener, t
 	fmt.Fprintln(out, "Handoff dev stack is running. Stop it with Ctrl-C.")
 	if ln != nil {
 		fmt.Fprintf(out, "  HTTP API:       http://%s\n", ln.Addr())
+		fmt.Fprintf(out, "  Metrics:        http://%s/metrics\n", ln.Addr())
 	}
 	fmt.Fprintf(out, "  NATS:           %s\n", natsURL)
 	fmt.Fprintf(out, "  Data directory: %s\n", o.dataDir)
