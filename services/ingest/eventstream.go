@@ -60,6 +60,7 @@ func (s *Server) handleTaskEvents(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, taskNotFound(id))
 		return
 	}
+	fields = logging.Task(tenant, id, task.Type)
 
 	// The stream outlives the server's write timeout.
 	rc := http.NewResponseController(w)
