@@ -2,7 +2,7 @@
 # repository root is not a module.
 
 GO ?= go
-MODULES := events pkg schemas services/ingest services/executor services/notifier cmd/handoff examples tests/faults deploy
+MODULES := events pkg schemas services/ingest services/executor services/notifier cmd/handoff examples tests/faults tests/observability deploy
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 
