@@ -2,6 +2,8 @@ package deploy
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"maps"
@@ -67,16 +69,37 @@ func natsOptions(t *testing.T, service types.ServiceConfig) *server.Options {
 	return opts
 }
 
+// composeEnvironment returns the environment that compose.yaml needs: a
+// webhook secret and a result signing key.
 func composeEnvironment(t *testing.T) map[string]string {
 	t.Helper()
 	secret, err := webhook.NewSecret()
 	require.NoError(t, err)
-	return map[string]string{"HANDOFF_WEBHOOK_SECRET": secret}
+	return map[string]string{"HANDOFF_WEBHOOK_SECRET": secret, "HANDOFF_RESULT_SIGNING_KEY": newSigningKey(t)}
+}
+
+// newSigningKey returns 32 random bytes in base64, as deploy/README.md
+// makes a result signing key.
+func newSigningKey(t *testing.T) string {
+	t.Helper()
+	key := make([]byte, 32)
+	_, err := rand.Read(key)
+	require.NoError(t, err)
+	return base64.StdEncoding.EncodeToString(key)
 }
 
 func TestComposeRequiresWebhookSecret(t *testing.T) {
-	_, err := loadCompose(t, map[string]string{})
+	env := composeEnvironment(t)
+	delete(env, "HANDOFF_WEBHOOK_SECRET")
+	_, err := loadCompose(t, env)
 	require.ErrorContains(t, err, "set HANDOFF_WEBHOOK_SECRET")
+}
+
+func TestComposeRequiresResultSigningKey(t *testing.T) {
+	env := composeEnvironment(t)
+	delete(env, "HANDOFF_RESULT_SIGNING_KEY")
+	_, err := loadCompose(t, env)
+	require.ErrorContains(t, err, "set HANDOFF_RESULT_SIGNING_KEY")
 }
 
 func TestComposeHandoffServices(t *testing.T) {
@@ -127,6 +150,7 @@ func TestComposeHandoffServices(t *testing.T) {
 		})
 	}
 	require.Equal(t, env["HANDOFF_WEBHOOK_SECRET"], *project.Services["notifier"].Environment["HANDOFF_WEBHOOK_SECRET"])
+	require.Equal(t, env["HANDOFF_RESULT_SIGNING_KEY"], *project.Services["ingest"].Environment["HANDOFF_RESULT_SIGNING_KEY"], "every ingest replica gets the same key")
 }
 
 func TestComposeNATSCluster(t *testing.T) {

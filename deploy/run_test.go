@@ -22,9 +22,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/handoff-dev/handoff/pkg/natstest"
-	"github.com/handoff-dev/handoff/pkg/webhook"
 )
 
 // lockedBuffer collects a process's output while the test reads it.
@@ -194,14 +194,26 @@ func probe(client *http.Client, url string) int {
 	return resp.StatusCode
 }
 
+// secretValues returns a value for each key of the Secrets that
+// deploy/README.md and the Tiltfile create, by Secret name and key.
+func secretValues(t *testing.T) map[string]string {
+	t.Helper()
+	env := composeEnvironment(t)
+	return map[string]string{
+		"handoff-webhook/secret":      env["HANDOFF_WEBHOOK_SECRET"],
+		"handoff-results/signing-key": env["HANDOFF_RESULT_SIGNING_KEY"],
+	}
+}
+
 func TestBaseManifestsRun(t *testing.T) {
 	m := render(t, baseDir)
 	natsServer := natstest.Start(t)
-	secret, err := webhook.NewSecret()
-	require.NoError(t, err)
+	// The Secrets that deploy/README.md and the Tiltfile create.
+	values := secretValues(t)
 	secrets := func(name, key string) string {
-		require.Equal(t, "handoff-webhook/secret", name+"/"+key, "the one Secret that deploy/README.md and the Tiltfile create")
-		return secret
+		value, ok := values[name+"/"+key]
+		require.True(t, ok, "no Secret %s with key %s is created in deploy/README.md and the Tiltfile", name, key)
+		return value
 	}
 
 	// The Job runs first and provisions the streams the services verify.
@@ -240,6 +252,16 @@ func TestBaseManifestsRun(t *testing.T) {
 				return probe(client, url) == http.StatusOK
 			}, time.Minute, 50*time.Millisecond, "%s serves %s on its container port %d:\n%s", lc.image, probeSpec.HTTPGet.Path, port, processes[lc.image].output)
 		}
+
+		// The pod's prometheus.io annotations name where its metrics are.
+		annotations := d.Spec.Template.Annotations
+		require.Equal(t, "true", annotations["prometheus.io/scrape"], "%s is scraped", d.Name)
+		port, err := strconv.Atoi(annotations["prometheus.io/port"])
+		require.NoError(t, err, "%s: prometheus.io/port", d.Name)
+		addr, ok := lc.addrs[containerPort(t, c, intstr.FromInt32(int32(port)))]
+		require.True(t, ok, "%s listens on no setting with port %d", lc.image, port)
+		metricsURL := "http://" + addr + annotations["prometheus.io/path"]
+		require.Equal(t, http.StatusOK, probe(client, metricsURL), "%s serves metrics at %s", lc.image, metricsURL)
 	}
 	require.Len(t, processes, 3)
 

@@ -212,15 +212,24 @@ func runTiltfile(t *testing.T, env map[string]string) (*tiltfile, error) {
 }
 
 // tiltEnvironment returns the environment that the Tiltfile needs: a
-// webhook secret, as for compose.
+// webhook secret and a result signing key, as for compose.
 func tiltEnvironment(t *testing.T) map[string]string {
 	t.Helper()
 	return composeEnvironment(t)
 }
 
 func TestTiltfileRequiresWebhookSecret(t *testing.T) {
-	_, err := runTiltfile(t, map[string]string{})
+	env := tiltEnvironment(t)
+	delete(env, "HANDOFF_WEBHOOK_SECRET")
+	_, err := runTiltfile(t, env)
 	require.ErrorContains(t, err, "HANDOFF_WEBHOOK_SECRET is not set")
+}
+
+func TestTiltfileRequiresResultSigningKey(t *testing.T) {
+	env := tiltEnvironment(t)
+	delete(env, "HANDOFF_RESULT_SIGNING_KEY")
+	_, err := runTiltfile(t, env)
+	require.ErrorContains(t, err, "HANDOFF_RESULT_SIGNING_KEY is not set")
 }
 
 func TestTiltfileBuildsEveryImage(t *testing.T) {
@@ -317,22 +326,31 @@ func TestTiltfileDeploysOverlay(t *testing.T) {
 	_, target, _ := strings.Cut(forwards[0], ":")
 	require.Contains(t, []string{fmt.Sprint(ingest.Ports[0].ContainerPort)}, target)
 
-	// The Secret that the overlay reads is created from the environment.
-	require.Len(t, tf.yaml, 1)
-	var secret corev1.Secret
-	require.NoError(t, yaml.UnmarshalStrict([]byte(tf.yaml[0]), &secret))
-	require.Equal(t, m.namespaces[0].Name, secret.Namespace)
-	refs := 0
+	// The Secrets that the overlay reads are created from the
+	// environment, each variable into the Secret of the same variable.
+	require.Len(t, tf.yaml, 2)
+	secrets := map[string]corev1.Secret{}
+	for _, doc := range tf.yaml {
+		var secret corev1.Secret
+		require.NoError(t, yaml.UnmarshalStrict([]byte(doc), &secret))
+		require.Equal(t, m.namespaces[0].Name, secret.Namespace)
+		secrets[secret.Name] = secret
+	}
+	refs := map[string]string{}
 	for _, w := range m.workloads() {
 		for _, e := range w.pod.Spec.Containers[0].Env {
 			if ref := e.ValueFrom; ref != nil && ref.SecretKeyRef != nil {
-				refs++
-				require.Equal(t, secret.Name, ref.SecretKeyRef.Name)
-				require.Equal(t, env["HANDOFF_WEBHOOK_SECRET"], secret.StringData[ref.SecretKeyRef.Key])
+				secret, ok := secrets[ref.SecretKeyRef.Name]
+				require.True(t, ok, "%s reads Secret %s, which the Tiltfile does not create", w.name, ref.SecretKeyRef.Name)
+				require.Equal(t, env[e.Name], secret.StringData[ref.SecretKeyRef.Key], "%s of %s", e.Name, w.name)
+				refs[e.Name] = w.name
 			}
 		}
 	}
-	require.Positive(t, refs, "the notifier reads its webhook secret from the Secret")
+	require.Equal(t, map[string]string{
+		"HANDOFF_WEBHOOK_SECRET":     "handoff-notifier",
+		"HANDOFF_RESULT_SIGNING_KEY": "handoff-ingest",
+	}, refs, "the notifier reads its webhook secret and ingest its result signing key from the Secrets")
 }
 
 func TestTiltfileInstallsHelmNATS(t *testing.T) {
