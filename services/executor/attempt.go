@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
@@ -21,9 +23,10 @@ import (
 const progressInterval = time.Second
 
 // attempt is one run of a handler for a task whose started event this
-// executor wrote. Only the goroutine that runs the attempt touches it,
-// except for report, which the handler fills, and cancel, which stop
-// events call.
+// executor wrote. The handler runs on a goroutine of its own. Progress
+// writes, heartbeats and the abandoning of a handler that ignores its
+// context run on timers and on the executor's heartbeat loop, so an
+// attempt costs one goroutine. mu serialises what they write.
 type attempt struct {
 	e      *Executor
 	msg    jetstream.Msg
@@ -51,7 +54,23 @@ type attempt struct {
 	// timeout and by the task's deadline.
 	ctx context.Context
 
+	// mu guards finished and the timers, and is held while progress or
+	// the outcome is written and while the message is heartbeaten, so
+	// that no heartbeat follows the ack or nak of the outcome.
+	mu sync.Mutex
+	// finished is set when the attempt's outcome is being recorded, or
+	// when its started event was not written. After that the attempt
+	// writes nothing more and sends no heartbeat.
+	finished bool
+	// progressTimer is the pending progress write, nil when none is.
+	progressTimer *time.Timer
+	// abandonTimer abandons the handler if it has not returned a grace
+	// period after its context was cancelled.
+	abandonTimer *time.Timer
 	lastProgress time.Time
+
+	began   time.Time
+	running prometheus.Gauge
 
 	// stored is the result this attempt put in the results bucket, until
 	// it is deleted because no succeeded event refers to it.
@@ -91,20 +110,52 @@ func (a *attempt) drop() {
 	a.endSpan()
 }
 
+// discard drops an attempt whose started event was not written.
+func (a *attempt) discard() {
+	a.mu.Lock()
+	a.finished = true
+	a.mu.Unlock()
+	a.drop()
+}
+
 // runAttempt runs the handler of a, whose started event was just
-// written, and records the outcome.
+// written, and records the outcome. It runs on a goroutine of its own,
+// which starts with a small stack. The worker that took the message grew
+// its stack while it read and wrote the task, and the goroutine of an
+// attempt lives as long as the handler, so its stack is most of an
+// in-flight task's memory. Whichever records the outcome, the handler's
+// return or its abandoning, releases the worker's slot.
 func (e *Executor) runAttempt(a *attempt) {
-	defer a.drop()
-	task := a.task
+	t, stop := a.prepare()
+	defer stop()
+	stopWatching := context.AfterFunc(a.ctx, a.armAbandon)
+	out := callHandler(a.ctx, a.tt.handler, t)
+	stopWatching()
+	if a.finish(out, false) {
+		e.release()
+	}
+}
+
+// prepare sets up the attempt's context, progress report and metrics and
+// returns the handler's view of the task, and the function that releases
+// the context. It is a function of its own so that its frame is gone
+// while the handler runs, which keeps the stack that the runtime shrinks
+// small.
+func (a *attempt) prepare() (*Task, context.CancelFunc) {
+	e, task := a.e, a.task
 	a.timeout = attemptTimeout(task, a.tt, e.cfg.DefaultTimeout)
 	a.report = newProgressReport(task.Checkpoint)
+	a.report.onReport = a.progressReported
 
 	ctx, stop := context.WithTimeoutCause(a.stopped, a.timeout, ErrAttemptTimeout)
-	defer stop()
 	if deadline := task.Submission.Deadline; deadline != nil {
 		var stopAtDeadline context.CancelFunc
 		ctx, stopAtDeadline = context.WithDeadlineCause(ctx, *deadline, ErrDeadlinePassed)
-		defer stopAtDeadline()
+		stopTimeout := stop
+		stop = func() {
+			stopAtDeadline()
+			stopTimeout()
+		}
 	}
 	a.ctx = ctx
 
@@ -121,16 +172,58 @@ func (e *Executor) runAttempt(a *attempt) {
 	if ce := e.log.Check(zap.DebugLevel, "attempt started"); ce != nil {
 		ce.Write(append(a.fields(), zap.Duration("timeout", a.timeout), zap.Bool("resumed", t.resumed))...)
 	}
-	began := time.Now()
-	running := e.metrics.running.WithLabelValues(task.Type)
-	running.Inc()
-	done := make(chan outcome, 1)
-	go func() { done <- callHandler(ctx, a.tt.handler, t) }()
+	a.began = time.Now()
+	a.running = e.metrics.running.WithLabelValues(task.Type)
+	a.running.Inc()
+	return t, stop
+}
 
-	out := a.wait(done)
-	running.Dec()
+// finish records the outcome of the attempt, unless it was recorded
+// already, and reports whether it did. abandoned is true when the handler
+// has not returned.
+func (a *attempt) finish(out outcome, abandoned bool) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.finished {
+		return false
+	}
+	a.finished = true
+	if abandoned {
+		a.logger().Warn("abandoning a handler that did not return after its context was cancelled",
+			zap.NamedError("cause", out.err), zap.Duration("kill_grace", a.e.cfg.KillGrace))
+	}
+	if a.progressTimer != nil {
+		a.progressTimer.Stop()
+	}
+	if a.abandonTimer != nil {
+		a.abandonTimer.Stop()
+	}
+	a.running.Dec()
 	a.settle(out)
-	e.metrics.observeAttempt(task.Type, a.outcome, time.Since(began))
+	a.e.metrics.observeAttempt(a.task.Type, a.outcome, time.Since(a.began))
+	a.drop()
+	return true
+}
+
+// armAbandon starts the timer that abandons the handler: one that has not
+// returned KillGrace (plus a second for an exec handler's own kill) after
+// its context was cancelled.
+func (a *attempt) armAbandon() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.finished {
+		return
+	}
+	a.abandonTimer = time.AfterFunc(a.e.cfg.KillGrace+time.Second, a.abandon)
+}
+
+// abandon records the cause that cancelled the handler's context as the
+// outcome and releases the worker's slot, leaving the handler to return
+// whenever it does.
+func (a *attempt) abandon() {
+	if a.finish(outcome{err: context.Cause(a.ctx)}, true) {
+		a.e.release()
+	}
 }
 
 // logger returns the attempt's logger, with the task's fields.
@@ -176,61 +269,47 @@ type panicError struct {
 
 func (p *panicError) Error() string { return fmt.Sprintf("handler panicked: %v", p.value) }
 
-// wait waits for the handler while it heartbeats the message and writes
-// progress. A handler that has not returned KillGrace (plus a second for
-// an exec handler's own kill) after its context was cancelled is
-// abandoned: its outcome is the context's cause.
-func (a *attempt) wait(done <-chan outcome) outcome {
-	heartbeat := time.NewTicker(a.e.cfg.AckWait / 3)
-	defer heartbeat.Stop()
-	throttle := time.NewTimer(time.Hour)
-	throttle.Stop()
-	defer throttle.Stop()
-
-	var throttled <-chan time.Time
-	var abandon <-chan time.Time
-	ctxDone := a.ctx.Done()
-	for {
-		select {
-		case out := <-done:
-			return out
-
-		case <-heartbeat.C:
-			if err := a.msg.InProgress(); err != nil {
-				a.logger().Debug("heartbeat failed", zap.Error(err))
-			}
-
-		case <-a.report.notify:
-			if throttled != nil {
-				continue
-			}
-			if wait := time.Until(a.lastProgress.Add(progressInterval)); wait > 0 {
-				throttle.Reset(wait)
-				throttled = throttle.C
-				continue
-			}
-			a.writeProgress()
-
-		case <-throttled:
-			throttled = nil
-			a.writeProgress()
-
-		case <-ctxDone:
-			ctxDone = nil
-			t := time.NewTimer(a.e.cfg.KillGrace + time.Second)
-			defer t.Stop()
-			abandon = t.C
-
-		case <-abandon:
-			a.logger().Warn("abandoning a handler that did not return after its context was cancelled",
-				zap.NamedError("cause", context.Cause(a.ctx)), zap.Duration("kill_grace", a.e.cfg.KillGrace))
-			return outcome{err: context.Cause(a.ctx)}
-		}
+// heartbeat reports to the server that the attempt's message is in
+// progress.
+// An attempt busy writing progress or its outcome skips the beat rather
+// than hold up the heartbeat loop.
+func (a *attempt) heartbeat() {
+	if !a.mu.TryLock() {
+		return
+	}
+	defer a.mu.Unlock()
+	if a.finished {
+		return
+	}
+	if err := a.msg.InProgress(); err != nil {
+		a.logger().Debug("heartbeat failed", zap.Error(err))
 	}
 }
 
-// writeProgress writes the latest progress the handler reported. A
-// conflict means the task changed: the write is tried again if the
+// progressReported schedules the write of the progress the handler
+// reported: at once, or a second after the last progress event. Reports
+// that come while a write is scheduled are merged into it.
+func (a *attempt) progressReported() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.finished || a.progressTimer != nil {
+		return
+	}
+	wait := max(time.Until(a.lastProgress.Add(progressInterval)), 0)
+	a.progressTimer = time.AfterFunc(wait, a.writeScheduledProgress)
+}
+
+func (a *attempt) writeScheduledProgress() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.progressTimer = nil
+	if !a.finished {
+		a.writeProgress()
+	}
+}
+
+// writeProgress writes the latest progress the handler reported; the
+// caller holds a.mu. A conflict means the task changed: the write is tried again if the
 // attempt is still current, and the handler is cancelled otherwise.
 func (a *attempt) writeProgress() {
 	percent, message, checkpoint, ok := a.report.take()

@@ -127,8 +127,9 @@ func (e *Executor) fetch(ctx context.Context, cons jetstream.Consumer, n int) er
 		e.slots <- struct{}{}
 		e.workers.Add(1)
 		go func() {
-			defer e.release()
-			e.handleMessage(msg)
+			if !e.handleMessage(msg) {
+				e.release()
+			}
 		}()
 	}
 	return batch.Error()

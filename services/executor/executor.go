@@ -304,6 +304,14 @@ func (e *Executor) Run(ctx context.Context) error {
 	e.workCtx, e.cancelWork = context.WithCancelCause(context.WithoutCancel(ctx))
 	defer e.cancelWork(nil)
 
+	// Heartbeats go on while the running handlers drain.
+	stopHeartbeats := make(chan struct{})
+	heartbeatsDone := make(chan struct{})
+	go func() {
+		defer close(heartbeatsDone)
+		e.heartbeats(stopHeartbeats)
+	}()
+
 	e.log.Info("executor started", e.configFields()...)
 	e.consume(ctx, cons)
 
@@ -313,6 +321,8 @@ func (e *Executor) Run(ctx context.Context) error {
 		e.cancelWork(ErrShutdown)
 		e.workers.Wait()
 	}
+	close(stopHeartbeats)
+	<-heartbeatsDone
 	stopWatching()
 
 	close(stopRenewal)
@@ -322,6 +332,24 @@ func (e *Executor) Run(ctx context.Context) error {
 	}
 	e.log.Info("executor stopped", zap.String("pool", e.cfg.Pool), zap.String("instance", e.cfg.Instance))
 	return nil
+}
+
+// heartbeats reports to the server every AckWait/3, until stop is
+// closed, that the messages of the running attempts are in progress, so
+// that none is redelivered while its handler runs.
+func (e *Executor) heartbeats(stop <-chan struct{}) {
+	t := time.NewTicker(e.cfg.AckWait / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			for _, a := range e.running.snapshot() {
+				a.heartbeat()
+			}
+		}
+	}
 }
 
 // startError returns err, or nil when it is only the cancellation of ctx:

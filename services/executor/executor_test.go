@@ -475,3 +475,46 @@ func TestRunRejectsMissingGoHandler(t *testing.T) {
 	err = e.Run(context.Background())
 	require.ErrorContains(t, err, "types.echo: is configured with handler echo")
 }
+
+func TestStuckHandlerAbandoned(t *testing.T) {
+	t.Parallel()
+	tb := setup(t)
+	release := make(chan struct{})
+	var returned atomic.Bool
+	stuck := func(ctx context.Context, task *Task) (any, error) {
+		<-release
+		returned.Store(true)
+		return "too late", nil
+	}
+	quick := func(ctx context.Context, task *Task) (any, error) { return "done", nil }
+	cfg := testConfig(nil)
+	cfg.Concurrency = 1
+	tb.start(t, tb.bus, cfg, map[string]Handler{"stuck": stuck, "quick": quick})
+
+	sub := input(`{}`)
+	sub.Timeout = events.Duration(100 * time.Millisecond)
+	sub.MaxAttempts = 1
+	id := submit(t, tb.bus, "stuck", sub)
+	// The attempt times out, and a kill grace and a second later the
+	// executor records the timeout without waiting for the handler.
+	task := waitTerminal(t, tb.bus, id)
+	require.Equal(t, events.StatusFailed, task.Status)
+	require.NotNil(t, task.Error)
+	require.Equal(t, events.CodeTimeout, task.Error.Code)
+	require.False(t, returned.Load(), "the handler returned before it was released")
+
+	// The abandoned handler gave its slot back: with a concurrency of one,
+	// the next task runs while the handler is still stuck.
+	next := submit(t, tb.bus, "quick", input(`{}`))
+	require.Equal(t, events.StatusSucceeded, waitTerminal(t, tb.bus, next).Status)
+	require.False(t, returned.Load())
+
+	// Its late return changes nothing.
+	close(release)
+	require.Eventually(t, returned.Load, waitTimeout, pollEvery)
+	before := len(history(t, tb.bus, id))
+	again := submit(t, tb.bus, "quick", input(`{}`))
+	waitTerminal(t, tb.bus, again)
+	require.Len(t, history(t, tb.bus, id), before)
+	require.Equal(t, events.StatusFailed, waitTerminal(t, tb.bus, id).Status)
+}

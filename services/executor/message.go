@@ -21,18 +21,19 @@ import (
 const maxConflicts = 10
 
 // handleMessage decides what one submitted, resumed or deadline message
-// means for its task and acts on it.
-func (e *Executor) handleMessage(msg jetstream.Msg) {
+// means for its task and acts on it. It reports whether it started an
+// attempt, which releases the worker's slot when it ends.
+func (e *Executor) handleMessage(msg jetstream.Msg) (started bool) {
 	md, err := msg.Metadata()
 	if err != nil {
 		e.log.Warn("terminating a message without JetStream metadata", zap.String("subject", msg.Subject()), zap.Error(err))
 		_ = msg.Term()
-		return
+		return false
 	}
 	ev, err := bus.Decode(msg.Subject(), msg.Headers(), msg.Data(), md.Sequence.Stream, md.Timestamp)
 	if err != nil {
 		e.handleUndecodable(msg, md, err)
-		return
+		return false
 	}
 	tt := e.served[ev.TaskType]
 	if tt == nil {
@@ -41,7 +42,7 @@ func (e *Executor) handleMessage(msg jetstream.Msg) {
 		e.log.Warn("received a task type this instance does not serve; every instance of a pool must serve the same types",
 			append(logging.Task(ev.Tenant, ev.TaskID, ev.TaskType), zap.String("pool", e.cfg.Pool))...)
 		e.nak(msg, e.cfg.AckWait)
-		return
+		return false
 	}
 
 	// The events written for this message continue its trace.
@@ -51,19 +52,22 @@ func (e *Executor) handleMessage(msg jetstream.Msg) {
 	cancel()
 	if errors.Is(err, bus.ErrTaskNotFound) {
 		e.ack(msg)
-		return
+		return false
 	}
 	if err != nil {
 		e.log.Warn("reading task failed; retrying later", append(logging.Task(ev.Tenant, ev.TaskID, ev.TaskType), zap.Error(err))...)
 		e.nak(msg, e.cfg.Retry.Initial)
-		return
+		return false
 	}
+	// An attempt holds msg until it settles, which may be hours away, and
+	// needs none of its decoded headers from here on.
+	clear(msg.Headers())
 	if !task.Exists() {
 		// The submission itself was refused by the fold. The rejection
 		// needs the task's identity, and its TTL counts from the message.
 		task.ID, task.Tenant, task.Type, task.Created = ev.TaskID, ev.Tenant, ev.TaskType, md.Timestamp
 	}
-	e.decide(traceCtx, msg, md, ev.Kind, tt, task)
+	return e.decide(traceCtx, msg, md, ev.Kind, tt, task)
 }
 
 // foldTask returns the task of ev. A submitted event delivered for the
@@ -254,7 +258,8 @@ func plan(task *events.Task, msgKind events.Kind, msgSeq, delivered uint64, tt *
 
 // decide plans and carries out the plan for msg, re-reading the task after
 // each compare-and-set conflict. traceCtx holds the trace context of msg.
-func (e *Executor) decide(traceCtx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, msgKind events.Kind, tt *taskType, task *events.Task) {
+// It reports whether it started an attempt.
+func (e *Executor) decide(traceCtx context.Context, msg jetstream.Msg, md *jetstream.MsgMetadata, msgKind events.Kind, tt *taskType, task *events.Task) (started bool) {
 	ctx, cancel := context.WithTimeout(traceCtx, ioTimeout)
 	defer cancel()
 	for range maxConflicts {
@@ -264,15 +269,15 @@ func (e *Executor) decide(traceCtx context.Context, msg jetstream.Msg, md *jetst
 		switch d.step {
 		case stepLeave:
 			e.debug("leaving the message to the executor that holds it", task, zap.String("decision", d.why))
-			return
+			return false
 		case stepAck:
 			e.debug("acknowledging without action", task, zap.String("decision", d.why))
 			e.ack(msg)
-			return
+			return false
 		case stepRetryLater:
 			e.debug("redelivering later", task, zap.String("decision", d.why), zap.Duration("delay", d.delay))
 			e.nak(msg, d.delay)
-			return
+			return false
 		case stepWrite:
 			err = e.write(ctx, task, d.kind, d.data, d.attempt)
 			if err == nil {
@@ -281,7 +286,7 @@ func (e *Executor) decide(traceCtx context.Context, msg jetstream.Msg, md *jetst
 					e.purgeSchedules(task)
 				}
 				e.ack(msg)
-				return
+				return false
 			}
 		case stepStart:
 			// The attempt is registered before its started event is
@@ -291,30 +296,30 @@ func (e *Executor) decide(traceCtx context.Context, msg jetstream.Msg, md *jetst
 			started := events.Started{Attempt: d.attempt, Executor: e.cfg.Instance, MessageSeq: md.Sequence.Stream, Delivery: md.NumDelivered}
 			err = e.write(trace.ContextWithSpan(ctx, a.span), task, events.KindStarted, started, d.attempt)
 			if err == nil {
-				cancel()
-				e.runAttempt(a)
-				return
+				go e.runAttempt(a)
+				return true
 			}
-			a.drop()
+			a.discard()
 		}
 
 		fields := append(logging.Task(task.Tenant, task.ID, task.Type), zap.String("decision", d.why))
 		if !bus.IsConflict(err) {
 			e.log.Warn("writing task event failed; retrying later", append(fields, zap.Error(err))...)
 			e.nak(msg, e.cfg.Retry.Initial)
-			return
+			return false
 		}
 		if task, err = e.read(ctx, task.Tenant, task.ID, md.Sequence.Stream); err != nil {
 			if errors.Is(err, bus.ErrTaskNotFound) {
 				e.ack(msg)
-				return
+				return false
 			}
 			e.log.Warn("reading task failed; retrying later", append(fields, zap.Error(err))...)
 			e.nak(msg, e.cfg.Retry.Initial)
-			return
+			return false
 		}
 	}
 	e.nak(msg, e.cfg.Retry.Initial)
+	return false
 }
 
 // write appends an event of kind to task with the compare-and-set on the

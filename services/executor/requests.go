@@ -51,6 +51,17 @@ func (r *runningAttempts) remove(a *attempt) {
 	}
 }
 
+// snapshot returns the attempts in the table.
+func (r *runningAttempts) snapshot() []*attempt {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	all := make([]*attempt, 0, len(r.byTask))
+	for _, a := range r.byTask {
+		all = append(all, a)
+	}
+	return all
+}
+
 // stop cancels the running attempt of a task with cause and reports
 // whether there was one.
 func (r *runningAttempts) stop(tenant, taskID string, cause error) bool {

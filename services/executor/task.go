@@ -78,7 +78,7 @@ func (t *Task) Answer() json.RawMessage { return t.answer }
 func (t *Task) Resumed() bool { return t.resumed }
 
 // progressReport holds the progress a handler reported and not yet
-// written. The attempt loop takes it when the throttle allows.
+// written. The attempt takes it when the throttle allows.
 type progressReport struct {
 	mu             sync.Mutex
 	pending        bool
@@ -86,12 +86,12 @@ type progressReport struct {
 	message        string
 	checkpoint     json.RawMessage
 	lastCheckpoint json.RawMessage
-	// notify wakes the attempt loop; one buffered signal is enough.
-	notify chan struct{}
+	// onReport, if set, is called after each report, without mu held.
+	onReport func()
 }
 
 func newProgressReport(lastCheckpoint json.RawMessage) *progressReport {
-	return &progressReport{lastCheckpoint: lastCheckpoint, notify: make(chan struct{}, 1)}
+	return &progressReport{lastCheckpoint: lastCheckpoint}
 }
 
 func (r *progressReport) set(update func(*progressReport)) {
@@ -99,9 +99,8 @@ func (r *progressReport) set(update func(*progressReport)) {
 	update(r)
 	r.pending = true
 	r.mu.Unlock()
-	select {
-	case r.notify <- struct{}{}:
-	default:
+	if r.onReport != nil {
+		r.onReport()
 	}
 }
 
