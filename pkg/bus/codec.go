@@ -189,6 +189,7 @@ func decodeBinary(h nats.Header, data []byte) (events.Event, error) {
 		}
 		attrs[i] = v
 	}
+	compactAttributes(&attrs)
 	const (
 		specIdx = iota
 		idIdx
@@ -387,6 +388,27 @@ func needsEscape(c byte) bool {
 
 // decodeHeaderValue reverses encodeHeaderValue and rejects malformed escapes
 // and invalid UTF-8.
+// compactAttributes copies the attribute values into one string of their
+// own. Header values are substrings of the message's whole header block.
+// Without the copy, an event that outlives its message, such as the task
+// of a running attempt, keeps the whole block alive, which measured about
+// a kilobyte more per task than the values themselves.
+func compactAttributes(attrs *[12]string) {
+	n := 0
+	for _, a := range attrs {
+		n += len(a)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, a := range attrs {
+		b.WriteString(a)
+	}
+	all := b.String()
+	for i, a := range attrs {
+		attrs[i], all = all[:len(a)], all[len(a):]
+	}
+}
+
 func decodeHeaderValue(s string) (string, error) {
 	if strings.IndexByte(s, '%') < 0 {
 		if !utf8.ValidString(s) {
