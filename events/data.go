@@ -37,7 +37,8 @@ type Submission struct {
 	Metadata map[string]string `json:"metadata,omitempty"`
 
 	// RequestHash is the SHA-256 of the canonical submission, so that an
-	// idempotent resubmission can be told from a different one.
+	// idempotent resubmission can be distinguished from a different one. Ingest
+	// sets it only on a task submitted with an Idempotency-Key.
 	RequestHash string `json:"request_hash,omitempty"`
 }
 

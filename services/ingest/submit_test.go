@@ -39,7 +39,7 @@ func TestSubmitAccepted(t *testing.T) {
 	require.NotZero(t, v.Sequence)
 
 	// The stored event is the task's only one, written by ingest with the
-	// task's TTL and the hash of the request.
+	// task's TTL. Only a keyed task carries the hash of its request.
 	te, err := b.bus.ReadEvents(context.Background(), events.DefaultTenant, v.ID, 0)
 	require.NoError(t, err)
 	require.Len(t, te.Events, 1)
@@ -50,7 +50,7 @@ func TestSubmitAccepted(t *testing.T) {
 	var sub events.Submission
 	require.NoError(t, json.Unmarshal(ev.Data, &sub))
 	require.JSONEq(t, `{"message": "hi"}`, string(sub.Input))
-	require.Len(t, sub.RequestHash, 64)
+	require.Empty(t, sub.RequestHash)
 	require.Equal(t, events.Duration(events.DefaultTTL), sub.TTL)
 
 	msg := b.storedMessage(t, ev.Seq)
