@@ -61,7 +61,7 @@ build:
 	$(GO_BUILD) -o bin/handoff-executor ./services/executor/cmd/handoff-executor
 	$(GO_BUILD) -o bin/handoff-notifier ./services/notifier/cmd/handoff-notifier
 
-## bench: run the benchmark table of docs/performance.md (about 15 minutes)
+## bench: run the benchmark table of docs/performance.md (about 12 minutes)
 BENCH_FLAGS ?=
 bench:
 	$(GO) run ./cmd/handoff bench $(BENCH_FLAGS)
