@@ -74,13 +74,12 @@ func TestConsumerCollector(t *testing.T) {
 		AckPolicy:     jetstream.AckExplicitPolicy,
 	})
 	require.NoError(t, err)
-	for range 3 {
-		_, err := js.Publish(ctx, "handoff.task.acme.t1.submitted.echo", []byte("{}"))
-		require.NoError(t, err)
-	}
+	_, err = js.Publish(ctx, "handoff.task.acme.t1.submitted.echo", []byte("{}"))
+	require.NoError(t, err)
 
-	// One message taken and handed back, then taken again, so it counts
-	// as pending acknowledgement and as redelivered.
+	// The only message taken and handed back, then taken again, so it
+	// counts as pending acknowledgement and as redelivered. The two
+	// messages published after it wait in the queue.
 	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
 	require.NoError(t, err)
 	for msg := range batch.Messages() {
@@ -99,6 +98,10 @@ func TestConsumerCollector(t *testing.T) {
 		}
 		return false
 	}, 10*time.Second, 10*time.Millisecond)
+	for range 2 {
+		_, err := js.Publish(ctx, "handoff.task.acme.t1.submitted.echo", []byte("{}"))
+		require.NoError(t, err)
+	}
 
 	collector := metrics.NewConsumerCollector(js, 0,
 		metrics.Consumer{Stream: stream, Name: "work"},
