@@ -278,3 +278,39 @@ func TestReadTaskServerDown(t *testing.T) {
 	require.Error(t, err)
 	require.NotErrorIs(t, err, bus.ErrTaskNotFound)
 }
+
+func TestReadSubmitted(t *testing.T) {
+	b := natstest.Start(t).Bus(t)
+	ctx := context.Background()
+
+	sub := submission()
+	sub.Webhook = &events.Webhook{URL: "https://agent.example.com/hook"}
+	submitted := newEvent(t, events.KindSubmitted, "t1", sub)
+	seq, err := b.Append(ctx, submitted, bus.AppendOptions{})
+	require.NoError(t, err)
+	_, err = b.Append(ctx, newEvent(t, events.KindStarted, "t1", events.Started{Attempt: 1, Executor: "x"}), bus.AppendOptions{ExpectSeq: seq})
+	require.NoError(t, err)
+	_, err = b.Append(ctx, newEvent(t, events.KindSubmitted, "t2", submission()), bus.AppendOptions{})
+	require.NoError(t, err)
+
+	ev, found, err := b.ReadSubmitted(ctx, "acme", "t1", "files.manifest")
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, submitted.ID, ev.ID)
+	require.Equal(t, seq, ev.Seq)
+	var got events.Submission
+	require.NoError(t, ev.DecodeData(&got))
+	require.Equal(t, "https://agent.example.com/hook", got.Webhook.URL)
+
+	_, found, err = b.ReadSubmitted(ctx, "acme", "missing", "files.manifest")
+	require.NoError(t, err)
+	require.False(t, found)
+
+	// The raw message of a publisher that ignores the contract.
+	raw := nats.NewMsg("handoff.task.acme.bad.submitted.files.manifest")
+	raw.Data = []byte(`{"input":{}}`)
+	_, err = b.JetStream().PublishMsg(ctx, raw)
+	require.NoError(t, err)
+	_, _, err = b.ReadSubmitted(ctx, "acme", "bad", "files.manifest")
+	require.ErrorContains(t, err, "ce-specversion")
+}

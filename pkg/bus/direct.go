@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
+
+	"github.com/handoff-dev/handoff/events"
 )
 
 // directGetRequest is the body of a JetStream direct get of the next
@@ -134,4 +136,24 @@ func (b *Bus) confirmMissing(ctx context.Context, tenant, taskID string) (*TaskE
 		return nil, fmt.Errorf("%w: %s/%s", ErrTaskNotFound, tenant, taskID)
 	}
 	return b.ReadEventsThrough(ctx, tenant, taskID, 0, resp.Message.Seq)
+}
+
+// ReadSubmitted returns the submitted event of a task with one direct get
+// of its subject, without reading the rest of the task. It reports false
+// when there is none: a task still waiting for its run_at, one cancelled
+// before it, or one that a replica behind the leader does not have yet.
+// An undecodable submitted event is an error.
+func (b *Bus) ReadSubmitted(ctx context.Context, tenant, taskID, taskType string) (*events.Event, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	subject := events.Subject{Namespace: b.names.Namespace, Tenant: tenant, TaskID: taskID, Kind: events.KindSubmitted, TaskType: taskType}.String()
+	out := &TaskEvents{}
+	found, err := b.readNext(ctx, subject, 0, out)
+	if err != nil || !found {
+		return nil, false, err
+	}
+	if len(out.Events) == 0 {
+		return nil, false, fmt.Errorf("read %s: the submitted event does not decode: %s", subject, out.Invalid[0].Reason)
+	}
+	return &out.Events[0], true, nil
 }
