@@ -36,6 +36,12 @@ func (n *Notifier) dispatchEvent(msg jetstream.Msg) outcome {
 	}
 	log := eventLog(n.log, &ev)
 
+	subs := n.cache.Match(&ev)
+	if len(subs) == 0 && n.withoutWebhook(ctx, &ev) {
+		log.Debug("skip event without webhook or matching subscription")
+		return outcome{action: actionAck}
+	}
+
 	task, evs, err := readTask(ctx, n.bus, ev.Tenant, ev.TaskID, md.Sequence.Stream)
 	if errors.Is(err, bus.ErrTaskNotFound) {
 		log.Debug("skip event of an expired task")
@@ -69,7 +75,7 @@ func (n *Notifier) dispatchEvent(msg jetstream.Msg) outcome {
 		return outcome{action: actionRetry, delay: orderDelay}
 	}
 
-	jobs := plan(task, &ev, n.cache.Match(&ev))
+	jobs := plan(task, &ev, subs)
 	if len(jobs) == 0 {
 		log.Debug("skip event without webhook or matching subscription")
 		return outcome{action: actionAck}
@@ -82,6 +88,24 @@ func (n *Notifier) dispatchEvent(msg jetstream.Msg) outcome {
 	}
 	log.Debug("deliveries planned", zap.Int("endpoints", len(jobs)))
 	return outcome{action: actionAck}
+}
+
+// withoutWebhook reports whether the task of ev was submitted without a
+// webhook, from its submitted event alone. Most tasks have none, and
+// then an event that no subscription matches goes nowhere, so the
+// whole task need not be read. It reports false when it cannot tell,
+// such as for a task that was cancelled before its run_at, and the
+// caller reads the task.
+func (n *Notifier) withoutWebhook(ctx context.Context, ev *events.Event) bool {
+	submitted, found, err := n.bus.ReadSubmitted(ctx, ev.Tenant, ev.TaskID, ev.TaskType)
+	if err != nil || !found {
+		return false
+	}
+	var sub events.Submission
+	if err := submitted.DecodeData(&sub); err != nil {
+		return false
+	}
+	return sub.Webhook == nil || sub.Webhook.URL == ""
 }
 
 // plan returns the jobs that deliver ev: one to the webhook given at

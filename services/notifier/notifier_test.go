@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/handoff-dev/handoff/events"
+	"github.com/handoff-dev/handoff/pkg/bus"
 	"github.com/handoff-dev/handoff/pkg/natstest"
 	"github.com/handoff-dev/handoff/pkg/webhook"
 	"github.com/handoff-dev/handoff/services/notifier"
@@ -467,4 +468,26 @@ func TestRunCancelledBeforeStartReturnsNil(t *testing.T) {
 	cancel()
 	require.NoError(t, n.Run(ctx))
 	require.ErrorContains(t, n.Run(context.Background()), "Run called more than once")
+}
+
+func TestScheduledTaskCancelledDelivered(t *testing.T) {
+	// A task cancelled before its run_at has no submitted event: the
+	// notifier finds its webhook in the scheduled event.
+	rcv := newReceiver(t, status(http.StatusOK))
+	env := startNotifier(t, nil)
+	w := &taskWriter{t: t, b: env.bus, id: events.NewID(), taskType: taskType, opts: bus.AppendOptions{TTL: time.Hour}}
+	runAt := time.Now().Add(time.Hour)
+	w.append(events.KindScheduled, events.Submission{
+		Input:   json.RawMessage(`{"dir":"/data"}`),
+		TTL:     events.Duration(time.Hour),
+		RunAt:   &runAt,
+		Webhook: &events.Webhook{URL: rcv.URL + "/hooks"},
+	}, "/handoff/ingest")
+	ev := w.append(events.KindCancelled, events.Reason{Reason: "not needed"}, "/handoff/ingest")
+
+	recs := waitRecords(t, env.bus, ev, 1)
+	require.Equal(t, events.KindDelivered, recs[0].event.Kind)
+	reqs := rcv.requests()
+	require.Len(t, reqs, 1)
+	require.Equal(t, ev.ID, reqs[0].header.Get(webhook.HeaderID))
 }
