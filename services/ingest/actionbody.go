@@ -165,7 +165,7 @@ func decodeTaskID(fields map[string]json.RawMessage, dst *string, add func(field
 // for an invalid id in a path.
 func checkTaskID(id string) *Problem {
 	if err := events.ValidateTaskID(id); err != nil {
-		return newProblem(ProblemInvalidTaskID, http.StatusBadRequest, err.Error())
+		return invalidTaskID(err)
 	}
 	return nil
 }

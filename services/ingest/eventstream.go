@@ -29,7 +29,7 @@ const ContentTypeEventStream = "text/event-stream"
 func (s *Server) handleTaskEvents(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if err := events.ValidateTaskID(id); err != nil {
-		writeProblem(w, r, newProblem(ProblemInvalidTaskID, http.StatusBadRequest, err.Error()))
+		writeProblem(w, r, invalidTaskID(err))
 		return
 	}
 	tenant, p := s.tenantOf(r)

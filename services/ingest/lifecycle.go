@@ -58,7 +58,7 @@ func (s *Server) handleAction(a action) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		if err := events.ValidateTaskID(id); err != nil {
-			writeProblem(w, r, newProblem(ProblemInvalidTaskID, http.StatusBadRequest, err.Error()))
+			writeProblem(w, r, invalidTaskID(err))
 			return
 		}
 		tenant, p := s.tenantOf(r)

@@ -348,7 +348,7 @@ func TestLifecycleRequestBodies(t *testing.T) {
 		{"input without answer", "/v1/tasks/" + waiting + "/input", `{"reason": "x"}`, "", http.StatusBadRequest, ingest.ProblemInvalidRequest, "answer: is required"},
 		{"input with empty body", "/v1/tasks/" + waiting + "/input", ``, "", http.StatusBadRequest, ingest.ProblemMalformedJSON, "the request body is empty"},
 		{"answer too large", "/v1/tasks/" + waiting + "/input", `{"answer": "` + strings.Repeat("a", testMaxInput) + `"}`, "", http.StatusRequestEntityTooLarge, ingest.ProblemInputTooLarge, "answer is"},
-		{"invalid task id", "/v1/tasks/bad.id/cancel", ``, "", http.StatusBadRequest, ingest.ProblemInvalidTaskID, "task id"},
+		{"invalid task id", "/v1/tasks/bad.id/cancel", ``, "", http.StatusBadRequest, ingest.ProblemInvalidTaskID, `invalid task id "bad.id" contains '.'`},
 		{"unknown task", "/v1/tasks/01JQ4NOSUCHTASK0000000000/resume", ``, "", http.StatusNotFound, ingest.ProblemNotFound, "does not exist"},
 	}
 	for _, tt := range tests {

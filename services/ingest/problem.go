@@ -135,5 +135,5 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p *Problem) {
 		return
 	}
 	w.WriteHeader(p.Status)
-	_, _ = w.Write(body)
+	_, _ = w.Write(append(body, '\n'))
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,7 +32,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	w.Header().Set("Content-Type", ContentTypeJSON)
 	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	// The newline ends the output of a curl command on its own line.
+	_, _ = w.Write(append(body, '\n'))
 }
 
 // unavailable returns a 503 problem with a Retry-After for the client.
@@ -113,4 +115,13 @@ func (s *Server) readTask(ctx context.Context, tenant, id string) (*events.Task,
 		return nil, fmt.Errorf("read task %s: %w", id, nats.ErrConnectionClosed)
 	}
 	return task, err
+}
+
+// invalidTaskID returns the 400 problem for a task id in a path that
+// breaks the subject grammar. The detail names the id and its fault,
+// without the "invalid token" of the grammar's error, which reads like
+// an auth token.
+func invalidTaskID(err error) *Problem {
+	detail := strings.TrimPrefix(err.Error(), events.ErrInvalidToken.Error()+": ")
+	return newProblem(ProblemInvalidTaskID, http.StatusBadRequest, "invalid "+detail)
 }

@@ -47,7 +47,7 @@ const ProblemInvalidLink ProblemType = "urn:handoff:problem:invalid-link"
 func (s *Server) handleGetResult(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if err := events.ValidateTaskID(id); err != nil {
-		writeProblem(w, r, newProblem(ProblemInvalidTaskID, http.StatusBadRequest, err.Error()))
+		writeProblem(w, r, invalidTaskID(err))
 		return
 	}
 	tenant, p := s.tenantOf(r)
