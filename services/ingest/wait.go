@@ -37,8 +37,10 @@ func parseWait(query map[string][]string, maxWait time.Duration) (time.Duration,
 	var d time.Duration
 	if secs, err := strconv.ParseUint(raw, 10, 32); err == nil {
 		d = time.Duration(secs) * time.Second
-	} else if d, err = time.ParseDuration(raw); err != nil || strings.HasPrefix(raw, "-") {
+	} else if d, err = time.ParseDuration(raw); err != nil {
 		return invalid(fmt.Sprintf("%q is not a duration; use a Go duration such as \"30s\" or a number of seconds", excerpt(raw)))
+	} else if d < 0 {
+		return invalid(fmt.Sprintf("%s is negative; use a duration of 0 or more", excerpt(raw)))
 	}
 	if d > maxWait {
 		return invalid(fmt.Sprintf("%s is longer than the maximum of %s", d, maxWait))

@@ -149,6 +149,9 @@ func TestGetWaitInvalid(t *testing.T) {
 		require.Equal(t, []string{"wait"}, fields(p), wait)
 	}
 	require.Equal(t, http.StatusOK, b.get(t, "/v1/tasks/"+id+"?wait=0").status, "0 does not wait")
+
+	p := b.get(t, "/v1/tasks/"+id+"?wait=-1s").problem(t)
+	require.Contains(t, p.Detail, "-1s is negative")
 }
 
 func TestGetWaitEndsAtShutdown(t *testing.T) {
