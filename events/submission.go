@@ -118,6 +118,9 @@ func ValidateWebhookURL(raw string) error {
 	if err != nil {
 		return fmt.Errorf("is not a URL: %w", err)
 	}
+	if u.Scheme == "" {
+		return fmt.Errorf("is not an absolute URL; give one such as https://agent.example.com/hooks")
+	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return fmt.Errorf("scheme %q is not http or https", u.Scheme)
 	}

@@ -111,7 +111,7 @@ func TestSubmissionValidateFields(t *testing.T) {
 		{"webhook longest", func(s *events.Submission) { s.Webhook.URL = longURL(events.MaxWebhookURLLen) }, "", ""},
 		{"webhook too long", func(s *events.Submission) { s.Webhook.URL = longURL(events.MaxWebhookURLLen + 1) }, "webhook.url", "is 2049 bytes, longer than the maximum of 2048"},
 		{"webhook empty", func(s *events.Submission) { s.Webhook.URL = "" }, "webhook.url", "is empty"},
-		{"webhook no scheme", func(s *events.Submission) { s.Webhook.URL = "example.com/hook" }, "webhook.url", `scheme "" is not http or https`},
+		{"webhook no scheme", func(s *events.Submission) { s.Webhook.URL = "example.com/hook" }, "webhook.url", "is not an absolute URL"},
 		{"webhook ftp", func(s *events.Submission) { s.Webhook.URL = "ftp://example.com/hook" }, "webhook.url", `scheme "ftp" is not http or https`},
 		{"webhook mailto", func(s *events.Submission) { s.Webhook.URL = "mailto:ops@example.com" }, "webhook.url", `scheme "mailto" is not http or https`},
 		{"webhook bracket host", func(s *events.Submission) { s.Webhook.URL = "http://]" }, "webhook.url", `host "]" is neither an IP address nor a DNS name`},
