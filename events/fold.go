@@ -312,10 +312,13 @@ func (t *Task) apply(ev *Event) error {
 				return err
 			}
 		}
-		t.end(StatusCancelled)
-		if d.Reason != "" {
+		// A cancel that a request preceded keeps the request's reason
+		// when it gives none. Any other reason, such as a pause's, is not
+		// the cancel's.
+		if d.Reason != "" || !t.CancelRequested {
 			t.Reason = d.Reason
 		}
+		t.end(StatusCancelled)
 		return nil
 
 	case KindExpired:

@@ -888,3 +888,24 @@ func BenchmarkFold(b *testing.B) {
 		events.Fold(evs)
 	}
 }
+
+func TestFoldCancelReason(t *testing.T) {
+	t.Parallel()
+
+	// A paused task cancelled without a reason does not take the pause's.
+	h := newHistory(t).addValid(events.KindSubmitted).addValid(events.KindStarted).
+		add(events.KindPaused, events.Paused{Reason: "paused for the night"}).
+		add(events.KindCancelled, nil)
+	task := h.fold()
+	require.Equal(t, events.StatusCancelled, task.Status)
+	require.Empty(t, task.Reason)
+
+	// A running task keeps the cancel request's reason when the cancelled
+	// event gives none.
+	h = newHistory(t).addValid(events.KindSubmitted).addValid(events.KindStarted).
+		add(events.KindCancelRequested, events.Reason{Reason: "no longer needed"}).
+		add(events.KindCancelled, nil)
+	task = h.fold()
+	require.Equal(t, events.StatusCancelled, task.Status)
+	require.Equal(t, "no longer needed", task.Reason)
+}
