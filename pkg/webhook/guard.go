@@ -187,8 +187,10 @@ func rejectReason(ip netip.Addr, allowLoopback bool) string {
 		return "the unspecified address"
 	case ip.IsPrivate():
 		return "a private address"
-	case ip.IsLinkLocalUnicast():
+	case ip.IsLinkLocalUnicast() && ip.Unmap().Is4():
 		return "a link-local address (this range includes the cloud metadata address 169.254.169.254)"
+	case ip.IsLinkLocalUnicast():
+		return "a link-local address"
 	case ip.IsMulticast(), ip.IsLinkLocalMulticast(), ip.IsInterfaceLocalMulticast():
 		return "a multicast address"
 	}

@@ -100,6 +100,14 @@ func TestCheckAddr(t *testing.T) {
 	}
 }
 
+func TestCheckAddrLinkLocalIPv6(t *testing.T) {
+	// The metadata address is IPv4, so the reason for an IPv6 link-local
+	// address does not name it.
+	err := webhook.CheckAddr(netip.MustParseAddr("fe80::1"), false)
+	require.ErrorContains(t, err, "link-local")
+	require.NotContains(t, err.Error(), "169.254.169.254")
+}
+
 func TestCheckAddrInvalid(t *testing.T) {
 	err := webhook.CheckAddr(netip.Addr{}, true)
 	require.ErrorIs(t, err, webhook.ErrAddressRejected)
