@@ -17,7 +17,7 @@ input_required) is cancelled at once; a running one gets cancel_requested,
 its handler is stopped, and it ends as cancelled shortly after. A task that
 has already ended cannot be cancelled: the API answers 409 with its status.`,
 		Example: `  handoff cancel 01JQ4TASK00000000000000000 --reason "no longer needed"`,
-		Args:    cobra.ExactArgs(1),
+		Args:    taskIDArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := client.New(api.url, client.WithToken(api.token))
 			if err != nil {

@@ -25,7 +25,7 @@ queues the task again; an answer that fails the schema is rejected with
 every violation, and the task keeps waiting.`,
 		Example: `  handoff input 01JQ4TASK00000000000000000 '{"grant": true}'
   handoff input 01JQ4TASK00000000000000000 --answer-file answer.json`,
-		Args: cobra.RangeArgs(1, 2),
+		Args: cobra.MatchAll(cobra.RangeArgs(1, 2), func(_ *cobra.Command, args []string) error { return checkTaskID(args[0]) }),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			arg := ""
 			if len(args) == 2 {

@@ -16,7 +16,7 @@ func newPauseCmd() *cobra.Command {
 gets pause_requested, its handler is stopped, and the task becomes paused
 with the handler's last checkpoint. Continue it with 'handoff resume ID'.`,
 		Example: `  handoff pause 01JQ4TASK00000000000000000 --reason "waiting for a grant"`,
-		Args:    cobra.ExactArgs(1),
+		Args:    taskIDArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := client.New(api.url, client.WithToken(api.token))
 			if err != nil {

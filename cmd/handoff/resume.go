@@ -16,7 +16,7 @@ func newResumeCmd() *cobra.Command {
 from its last checkpoint. A task that waits for input is resumed by
 answering it with 'handoff input ID ANSWER_JSON'.`,
 		Example: `  handoff resume 01JQ4TASK00000000000000000`,
-		Args:    cobra.ExactArgs(1),
+		Args:    taskIDArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := client.New(api.url, client.WithToken(api.token))
 			if err != nil {

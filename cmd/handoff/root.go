@@ -1,9 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/handoff-dev/handoff/events"
 )
 
 // Environment variables that supply flag defaults. They are read here and
@@ -53,7 +57,48 @@ Start a local stack with 'handoff dev', then submit tasks to it.`,
 		newBenchCmd(),
 		newTokenCmd(),
 	)
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return fmt.Errorf("%w\nusage: %s (see %s --help)", err, cmd.UseLine(), cmd.CommandPath())
+	})
+	showUsageOnArgErrors(root)
 	return root
+}
+
+// showUsageOnArgErrors makes the argument check of cmd and its
+// subcommands add the command's usage line to its error, which would
+// otherwise name only the count of arguments.
+func showUsageOnArgErrors(cmd *cobra.Command) {
+	if check := cmd.Args; check != nil {
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			if err := check(c, args); err != nil {
+				return fmt.Errorf("%w\nusage: %s (see %s --help)", err, c.UseLine(), c.CommandPath())
+			}
+			return nil
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		showUsageOnArgErrors(sub)
+	}
+}
+
+// taskIDArg accepts one argument, a task id, and checks it before any
+// request is sent.
+func taskIDArg(cmd *cobra.Command, args []string) error {
+	if err := cobra.ExactArgs(1)(cmd, args); err != nil {
+		return err
+	}
+	return checkTaskID(args[0])
+}
+
+// checkTaskID checks id against the subject grammar.
+func checkTaskID(id string) error {
+	if id == "" {
+		return fmt.Errorf("the task id is empty")
+	}
+	if err := events.ValidateTaskID(id); err != nil {
+		return fmt.Errorf("invalid %s", strings.TrimPrefix(err.Error(), events.ErrInvalidToken.Error()+": "))
+	}
+	return nil
 }
 
 func envOr(name, fallback string) string {

@@ -63,6 +63,9 @@ the background; follow it with 'handoff watch ID'.`,
 }
 
 func runSubmit(cmd *cobra.Command, o submitOptions, taskType, input string) error {
+	if cmd.Flags().Changed("idempotency-key") && o.idempotencyKey == "" {
+		return fmt.Errorf("--idempotency-key is empty; give a key or leave the flag out")
+	}
 	req := client.SubmitRequest{
 		Type:        taskType,
 		Timeout:     events.Duration(o.timeout),

@@ -31,7 +31,7 @@ func newWatchCmd() *cobra.Command {
 otherwise each change is printed on its own line. At the end the result
 (or the error) is printed as JSON. The exit status is 0 when the task
 succeeded and 1 when it ended otherwise.`,
-		Args: cobra.ExactArgs(1),
+		Args: taskIDArg,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := client.New(api.url, client.WithToken(api.token))
 			if err != nil {
