@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -40,6 +41,11 @@ func parsePrefer(values []string, maxWait time.Duration) preferences {
 			case "wait":
 				arg = strings.Trim(strings.TrimSpace(arg), `"`)
 				secs, err := strconv.ParseUint(arg, 10, 32)
+				if errors.Is(err, strconv.ErrRange) {
+					// A wait too long to count is capped like any long one.
+					p.wait = maxWait
+					continue
+				}
 				if err != nil || arg == "" {
 					continue
 				}

@@ -26,7 +26,7 @@ func TestParsePrefer(t *testing.T) {
 		{[]string{"wait=-1"}, preferences{}, ""},
 		{[]string{"wait"}, preferences{}, ""},
 		{[]string{"wait=0"}, preferences{}, ""},
-		{[]string{"wait=99999999999999999999"}, preferences{}, ""},
+		{[]string{"wait=99999999999999999999"}, preferences{wait: maxWait}, "wait=60"},
 		{[]string{"return=minimal; foo=\"a,b\", respond-async"}, preferences{respondAsync: true}, "respond-async"},
 		{[]string{"respond-async;param=1"}, preferences{respondAsync: true}, "respond-async"},
 		{[]string{",,, ,"}, preferences{}, ""},
