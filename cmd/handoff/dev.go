@@ -162,7 +162,10 @@ func runDev(ctx context.Context, o devOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer nats.Shutdown()
+	defer func() {
+		nats.Shutdown()
+		log.Info("embedded NATS server stopped", zap.String("data_dir", o.dataDir))
+	}()
 	log.Info("embedded NATS server started", zap.String("url", nats.URL), zap.String("data_dir", o.dataDir))
 
 	admin, err := connectBus(ctx, nats.URL, "handoff-dev", o.namespace)

@@ -92,6 +92,8 @@ type process struct {
 	mu    sync.Mutex
 	out   []string
 	done  chan error
+	// stderr is complete once the process has exited: after stop.
+	stderr *bytes.Buffer
 }
 
 func start(t *testing.T, dir string, name string, args ...string) *process {
@@ -100,11 +102,11 @@ func start(t *testing.T, dir string, name string, args ...string) *process {
 	cmd.Dir = dir
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := &bytes.Buffer{}
+	cmd.Stderr = stderr
 	require.NoError(t, cmd.Start())
 
-	p := &process{cmd: cmd, lines: make(chan string, 1024), done: make(chan error, 1)}
+	p := &process{cmd: cmd, lines: make(chan string, 1024), done: make(chan error, 1), stderr: stderr}
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -460,6 +462,7 @@ func TestDevRestartKeepsTasksAndSecret(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, events.StatusSucceeded, waitDone(t, first.client(t), res.Task.ID).Status)
 	first.proc.stop(t, os.Interrupt)
+	require.Contains(t, first.proc.stderr.String(), "embedded NATS server stopped")
 
 	second := startDevIn(t, dataDir)
 	require.NotEmpty(t, first.secret)
