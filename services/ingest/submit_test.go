@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -21,6 +22,7 @@ func TestSubmitAccepted(t *testing.T) {
 
 	resp := b.submit(t, `{"type": "echo", "input": {"message": "hi"}, "metadata": {"conversation": "c-42"}, "webhook": {"url": "https://agent.example.com/hook"}}`)
 	require.Equal(t, http.StatusAccepted, resp.status, "body: %s", resp.body)
+	require.True(t, bytes.HasSuffix(resp.body, []byte("}\n")), "the body ends with a newline: %q", resp.body)
 
 	v := resp.view(t)
 	require.NoError(t, events.ValidateTaskID(v.ID))
