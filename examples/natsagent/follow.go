@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/handoff-dev/handoff/events"
@@ -60,24 +61,17 @@ func follow(ctx context.Context, b *bus.Bus, cfg followConfig, handle func(event
 	if err != nil {
 		return err
 	}
-	msgs, err := cons.Messages()
-	if err != nil {
-		return fmt.Errorf("consume task events: %w", err)
-	}
-	defer msgs.Stop()
-
-	// Next blocks until a message arrives; Stop makes it return when ctx
-	// is cancelled.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		<-ctx.Done()
-		msgs.Stop()
-	}()
+	next, stop, err := nextFunc(ctx, cons, cfg)
+	if err != nil {
+		return err
+	}
+	defer stop()
 
 	for {
-		msg, err := msgs.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+		msg, err := next()
+		if errors.Is(err, errStopped) {
 			return ctx.Err()
 		}
 		if err != nil {
@@ -96,12 +90,62 @@ func follow(ctx context.Context, b *bus.Bus, cfg followConfig, handle func(event
 			continue
 		}
 		if err := handle(ev); err != nil {
+			if cfg.Durable != "" {
+				// The next run gets the event again at once.
+				_ = msg.Nak()
+			}
 			return err
 		}
 		if err := ack(cfg, msg); err != nil {
 			return fmt.Errorf("ack event %s: %w", ev.ID, err)
 		}
 	}
+}
+
+// errStopped is what next returns once ctx is cancelled.
+var errStopped = errors.New("stopped")
+
+// nextFunc returns the function that waits for the next message of cons,
+// and the function that stops it. An ordered consumer prefetches
+// messages. A durable one asks for one message at a time: a prefetched
+// message that an agent leaving after --count never acked would hold up
+// its next run until the ack wait ran out, and then arrive out of order.
+func nextFunc(ctx context.Context, cons jetstream.Consumer, cfg followConfig) (func() (jetstream.Msg, error), func(), error) {
+	if cfg.Durable != "" {
+		next := func() (jetstream.Msg, error) {
+			for {
+				msg, err := cons.Next(jetstream.FetchContext(ctx))
+				switch {
+				case ctx.Err() != nil:
+					return nil, errStopped
+				case errors.Is(err, nats.ErrTimeout):
+					// No event within the pull request's expiry.
+					continue
+				}
+				return msg, err
+			}
+		}
+		return next, func() {}, nil
+	}
+
+	msgs, err := cons.Messages()
+	if err != nil {
+		return nil, nil, fmt.Errorf("consume task events: %w", err)
+	}
+	// Next blocks until a message arrives; Stop makes it return when ctx
+	// is cancelled.
+	go func() {
+		<-ctx.Done()
+		msgs.Stop()
+	}()
+	next := func() (jetstream.Msg, error) {
+		msg, err := msgs.Next()
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			return nil, errStopped
+		}
+		return msg, err
+	}
+	return next, msgs.Stop, nil
 }
 
 // consumer creates the consumer of cfg on the tasks stream.
@@ -141,6 +185,9 @@ func consumer(ctx context.Context, b *bus.Bus, cfg followConfig) (jetstream.Cons
 		DeliverPolicy:  policy,
 		OptStartTime:   start,
 		AckPolicy:      jetstream.AckExplicitPolicy,
+		// One event at a time keeps them in stream order, also when one
+		// waits for redelivery.
+		MaxAckPending: 1,
 		// The server deletes the consumer after a day without reads.
 		InactiveThreshold: 24 * time.Hour,
 	})

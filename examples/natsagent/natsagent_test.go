@@ -193,3 +193,26 @@ func TestDescribe(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, strings.HasSuffix(describe(ev), "task t1 (files.manifest) expired"))
 }
+
+func TestDurableRestartsWithCount(t *testing.T) {
+	// An agent that leaves after each event and comes straight back gets
+	// the next event at once, in stream order: nothing it fetched and did
+	// not handle waits for the ack wait to run out.
+	srv := natstest.Start(t)
+	b := srv.Bus(t)
+	now := time.Now()
+	var ids []string
+	for range 3 {
+		ids = append(ids, succeeded(t, b, "acme", "files.manifest").TaskID)
+	}
+
+	args := []string{"--nats-url", srv.URL, "--tenant", "acme", "--since", "1m", "--durable", "agent-2", "--count", "1"}
+	for _, id := range ids {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var out bytes.Buffer
+		err := run(ctx, args, &out, now)
+		cancel()
+		require.NoError(t, err)
+		require.Contains(t, out.String(), "task "+id+" ")
+	}
+}
