@@ -102,12 +102,12 @@ func follow(ctx context.Context, b *bus.Bus, cfg followConfig, handle func(event
 	}
 }
 
-// errStopped is what next returns once ctx is cancelled.
+// errStopped is the error of next once ctx is cancelled.
 var errStopped = errors.New("stopped")
 
 // nextFunc returns the function that waits for the next message of cons,
 // and the function that stops it. An ordered consumer prefetches
-// messages. A durable one asks for one message at a time: a prefetched
+// messages. A durable one pulls one message at a time. A prefetched
 // message that an agent leaving after --count never acked would hold up
 // its next run until the ack wait ran out, and then arrive out of order.
 func nextFunc(ctx context.Context, cons jetstream.Consumer, cfg followConfig) (func() (jetstream.Msg, error), func(), error) {
