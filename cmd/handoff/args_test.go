@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"sync/atomic"
 	"testing"
 
@@ -38,4 +39,15 @@ func TestCLIArgumentErrors(t *testing.T) {
 		}
 	}
 	require.Zero(t, requests.Load(), "a command with wrong arguments sent a request")
+}
+
+// TestBenchZeroFlags checks that a zero given on the command line is
+// validated, not replaced by the default.
+func TestBenchZeroFlags(t *testing.T) {
+	for _, flag := range []string{"--rounds", "--sleep-tasks"} {
+		out, err := exec.Command(binary(t, "handoff"), "bench", flag, "0").CombinedOutput()
+		require.Error(t, err, flag)
+		require.Contains(t, string(out), "invalid", flag)
+		require.Contains(t, string(out), " 0: use 1 or more", flag)
+	}
 }

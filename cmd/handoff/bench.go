@@ -71,6 +71,12 @@ func runBench(ctx context.Context, o benchOptions, out io.Writer) error {
 	}
 	defer func() { _ = log.Sync() }()
 
+	// The flags default to the defaults, so a zero here was given on the
+	// command line: validate before Run would replace it with a default.
+	if err := o.cfg.Validate(); err != nil {
+		return err
+	}
+
 	ctx, cancel := context.WithTimeoutCause(ctx, o.timeout, fmt.Errorf("the benchmark ran longer than --timeout %s", o.timeout))
 	defer cancel()
 	report, err := bench.Run(ctx, o.cfg, log)

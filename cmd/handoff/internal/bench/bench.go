@@ -66,8 +66,8 @@ type Config struct {
 	// Duration is the measured window of each side of each round. Default
 	// 5s.
 	Duration time.Duration
-	// Warmup runs before each measured window and is not counted. Default
-	// 1s.
+	// Warmup runs before each measured window and is not counted. Zero
+	// means none; handoff bench's --warmup defaults to DefaultWarmup.
 	Warmup time.Duration
 	// InFlight is how many tasks the end-to-end figure over NATS keeps in
 	// flight, and the executor's Concurrency. Default 256.
@@ -105,7 +105,6 @@ type Config struct {
 func (c Config) WithDefaults() Config {
 	setDefault(&c.Rounds, DefaultRounds)
 	setDefault(&c.Duration, DefaultDuration)
-	setDefault(&c.Warmup, DefaultWarmup)
 	setDefault(&c.InFlight, DefaultInFlight)
 	setDefault(&c.HTTPClients, DefaultHTTPClients)
 	setDefault(&c.InputBytes, DefaultInputBytes)
