@@ -277,10 +277,13 @@ func (s *Server) checkAnswer(task *events.Task, answer []byte) *Problem {
 	if total == 0 {
 		return nil
 	}
-	detail := fmt.Sprintf("the answer does not match the input_schema of the task's input request: %s", violations(total))
+	detail := fmt.Sprintf("the answer does not match the input_schema of the task's input request (%s", violations(total))
 	if total > len(errs) {
 		detail += fmt.Sprintf(", of which the first %d are listed", len(errs))
 	}
+	// The violations go in the detail too, for clients that read only
+	// the NATS error header.
+	detail += "): " + fieldsDetail(errs)
 	p := newProblem(ProblemInvalidAnswer, http.StatusUnprocessableEntity, detail)
 	p.Errors = errs
 	return p

@@ -317,6 +317,7 @@ func TestNATSLifecycle(t *testing.T) {
 	require.Equal(t, http.StatusUnprocessableEntity, wrong.status)
 	require.Equal(t, ingest.ProblemInvalidAnswer, wrong.problem(t).Type)
 	require.Equal(t, []string{"/answer/grant"}, fields(wrong.problem(t)))
+	require.Contains(t, wrong.msg.Header.Get(micro.ErrorHeader), "/answer/grant: ", "the error header names the violation")
 	answered := b.natsRequest(t, nc, ingest.EndpointInput, `{"id": "`+waiting+`", "answer": {"grant": true}}`)
 	require.Equal(t, http.StatusOK, answered.status)
 	require.Equal(t, events.StatusQueued, answered.view(t).Status)

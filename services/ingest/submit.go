@@ -261,10 +261,11 @@ func (s *Server) prepareSubmission(req *submitRequest, now time.Time) (events.Su
 		}
 		if schema != nil {
 			if errs, total := validateInput(schema, sub.Input, "/input"); total > 0 {
-				detail := fmt.Sprintf("input does not match the input schema of task type %s: %s", tt.Name, violations(total))
+				detail := fmt.Sprintf("input does not match the input schema of task type %s (%s", tt.Name, violations(total))
 				if total > len(errs) {
 					detail += fmt.Sprintf(", of which the first %d are listed", len(errs))
 				}
+				detail += "): " + fieldsDetail(errs)
 				p := newProblem(ProblemInvalidInput, http.StatusUnprocessableEntity, detail)
 				p.Errors = errs
 				return sub, p
