@@ -41,6 +41,16 @@ var envFallbacks = map[string]string{
 	"otlp-endpoint": "HANDOFF_OTLP_ENDPOINT",
 }
 
+// usage is printed above the flags by -help.
+const usage = `Usage: handoff-executor --config FILE [flags]
+
+Runs the handlers of the task types in the config file for one executor
+pool: takes their tasks from NATS, records each attempt's events and
+retries failed attempts.
+
+Flags:
+`
+
 // parseOptions reads the flags in args, then fills the ones not given from
 // the environment through lookupEnv. It is the only place that reads the
 // environment.
@@ -48,6 +58,10 @@ func parseOptions(args []string, lookupEnv func(string) (string, bool)) (options
 	var o options
 	fs := flag.NewFlagSet("handoff-executor", flag.ContinueOnError)
 	fs.SetOutput(os.Stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&o.natsURL, "nats-url", "nats://127.0.0.1:4222", "URL of the NATS server")
 	fs.StringVar(&o.configPath, "config", "", "task type YAML file (required)")
 	fs.StringVar(&o.namespace, "namespace", "", "first token of every subject and prefix of the stream names (default handoff)")
