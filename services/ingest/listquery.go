@@ -132,7 +132,7 @@ func parseStatuses(v string, add func(field, message string)) []events.Status {
 			for i, s := range events.Statuses {
 				names[i] = string(s)
 			}
-			add("status", fmt.Sprintf("%q is not a status; use any of %s, comma-separated", excerpt(string(st)), strings.Join(names, ", ")))
+			add("status", fmt.Sprintf("%q is not a status; use one or more of %s", excerpt(string(st)), strings.Join(names, ", ")))
 			return nil
 		}
 		if !slices.Contains(out, st) {
