@@ -102,6 +102,9 @@ func follow(ctx context.Context, b *bus.Bus, cfg followConfig, handle func(event
 	}
 }
 
+// pullWait is how long a durable agent's pull request waits for an event.
+const pullWait = time.Second
+
 // errStopped is the error of next once ctx is cancelled.
 var errStopped = errors.New("stopped")
 
@@ -114,15 +117,25 @@ func nextFunc(ctx context.Context, cons jetstream.Consumer, cfg followConfig) (f
 	if cfg.Durable != "" {
 		next := func() (jetstream.Msg, error) {
 			for {
-				msg, err := cons.Next(jetstream.FetchContext(ctx))
-				switch {
-				case ctx.Err() != nil:
+				if ctx.Err() != nil {
 					return nil, errStopped
-				case errors.Is(err, nats.ErrTimeout):
-					// No event within the pull request's expiry.
+				}
+				// A short pull that always completes leaves no pull request
+				// behind on the server, where an event delivered to it would
+				// wait for the ack wait.
+				msg, err := cons.Next(jetstream.FetchMaxWait(pullWait))
+				if errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages) {
 					continue
 				}
-				return msg, err
+				if err != nil {
+					return nil, err
+				}
+				if ctx.Err() != nil {
+					// Stopped while the pull was out: hand the event back.
+					_ = msg.Nak()
+					return nil, errStopped
+				}
+				return msg, nil
 			}
 		}
 		return next, func() {}, nil
