@@ -43,6 +43,40 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	require.Equal(t, ev, got)
 }
 
+func TestEncodeStructuredRoundTrip(t *testing.T) {
+	ev := events.Event{
+		ID:          "01J0EVENT",
+		Source:      "/handoff/executor/e1",
+		Kind:        events.KindSucceeded,
+		TaskID:      "01J0TASK",
+		Tenant:      "acme",
+		TaskType:    "files.manifest",
+		Time:        time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC),
+		Attempt:     2,
+		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		Data:        json.RawMessage(`{"result":{"files":3}}`),
+	}
+	body, err := bus.EncodeStructured(&ev)
+	require.NoError(t, err)
+
+	var fields map[string]any
+	require.NoError(t, json.Unmarshal(body, &fields))
+	require.Equal(t, "1.0", fields["specversion"])
+	require.Equal(t, "dev.handoff.task.succeeded", fields["type"])
+	require.Equal(t, map[string]any{"result": map[string]any{"files": 3.0}}, fields["data"], "data is JSON, not data_base64")
+
+	h := nats.Header{"Content-Type": []string{bus.ContentTypeStructured}}
+	got, err := bus.Decode("handoff.task.acme.01J0TASK.succeeded.files.manifest", h, body, 9, time.Time{})
+	require.NoError(t, err)
+	require.Equal(t, ev.ID, got.ID)
+	require.Equal(t, ev.Source, got.Source)
+	require.Equal(t, ev.Kind, got.Kind)
+	require.Equal(t, ev.Attempt, got.Attempt)
+	require.Equal(t, ev.TraceParent, got.TraceParent)
+	require.True(t, ev.Time.Equal(got.Time))
+	require.JSONEq(t, string(ev.Data), string(got.Data))
+}
+
 func TestDecodeStructured(t *testing.T) {
 	body := `{
 		"specversion": "1.0",

@@ -189,7 +189,7 @@ type sseWriter struct {
 // stream; bus.Decode checks the attributes and the data that encoding
 // needs, so none is expected.
 func (s *sseWriter) event(ev *events.Event) error {
-	body, err := structuredEvent(ev)
+	body, err := bus.EncodeStructured(ev)
 	if err != nil {
 		return nil
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/handoff-dev/handoff/events"
+	"github.com/handoff-dev/handoff/pkg/bus"
 	"github.com/handoff-dev/handoff/pkg/tracing"
 	"github.com/handoff-dev/handoff/pkg/webhook"
 )
@@ -152,7 +153,7 @@ func (s *sender) request(ctx context.Context, ev *events.Event, ep Endpoint, sig
 		}
 		return nil, fmt.Errorf("%w: webhook URL %s: %w", errUnsendable, ep.Redacted(), err)
 	}
-	body, err := structuredEvent(ev)
+	body, err := bus.EncodeStructured(ev)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errUnsendable, err)
 	}

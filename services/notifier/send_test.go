@@ -47,7 +47,7 @@ func TestStructuredEventRoundTrip(t *testing.T) {
 	ev.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	ev.TraceState = "vendor=a%b"
 
-	body, err := structuredEvent(&ev)
+	body, err := bus.EncodeStructured(&ev)
 	require.NoError(t, err)
 
 	// The Handoff decoder reads it back as the same event.
@@ -84,7 +84,7 @@ func TestStructuredEventRoundTrip(t *testing.T) {
 func TestStructuredEventWithoutData(t *testing.T) {
 	ev := newTestEvent(t, events.KindExpired, nil)
 
-	body, err := structuredEvent(&ev)
+	body, err := bus.EncodeStructured(&ev)
 	require.NoError(t, err)
 
 	var raw map[string]json.RawMessage
