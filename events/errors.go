@@ -1,6 +1,9 @@
 package events
 
-import "errors"
+import (
+	"errors"
+	"strings"
+)
 
 var (
 	// ErrUnknownKind is returned for an event kind or CloudEvents type that
@@ -27,3 +30,11 @@ var (
 	// to another task than the one being folded.
 	ErrWrongTask = errors.New("event belongs to another task")
 )
+
+// TokenFault returns the message of an [ErrInvalidToken] error without
+// the "invalid token: " prefix, such as `task id "a.b" contains '.'`, for
+// messages that name the field themselves. Other errors are returned
+// whole.
+func TokenFault(err error) string {
+	return strings.TrimPrefix(err.Error(), ErrInvalidToken.Error()+": ")
+}

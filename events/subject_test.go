@@ -1,6 +1,7 @@
 package events_test
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -320,4 +321,11 @@ func BenchmarkSubjectString(b *testing.B) {
 			b.Fatal("empty subject")
 		}
 	}
+}
+
+func TestTokenFault(t *testing.T) {
+	err := events.ValidateTaskID("a.b")
+	require.ErrorIs(t, err, events.ErrInvalidToken)
+	require.True(t, strings.HasPrefix(events.TokenFault(err), `task id "a.b" contains '.'`), events.TokenFault(err))
+	require.Equal(t, "other", events.TokenFault(errors.New("other")))
 }

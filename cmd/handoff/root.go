@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -96,7 +95,7 @@ func checkTaskID(id string) error {
 		return fmt.Errorf("the task id is empty")
 	}
 	if err := events.ValidateTaskID(id); err != nil {
-		return fmt.Errorf("invalid %s", strings.TrimPrefix(err.Error(), events.ErrInvalidToken.Error()+": "))
+		return fmt.Errorf("invalid %s", events.TokenFault(err))
 	}
 	return nil
 }

@@ -84,7 +84,7 @@ func (in Input) Validate(guard webhook.Guard) error {
 
 	if in.TaskTypePrefix != "" {
 		if err := events.ValidateTaskType(in.TaskTypePrefix); err != nil {
-			add("task_type_prefix", "%s", strings.TrimPrefix(err.Error(), events.ErrInvalidToken.Error()+": "))
+			add("task_type_prefix", "%s", events.TokenFault(err))
 		}
 	}
 

@@ -82,7 +82,7 @@ func parseListQuery(values url.Values) (listQuery, *Problem) {
 
 	if v, ok := get("type"); ok {
 		if err := events.ValidateTypePattern(v); err != nil {
-			add("type", fmt.Sprintf("%s; give a task type such as files.manifest or a family such as files.>", strings.TrimPrefix(err.Error(), events.ErrInvalidToken.Error()+": ")))
+			add("type", fmt.Sprintf("%s; give a task type such as files.manifest or a family such as files.>", events.TokenFault(err)))
 		} else if v != ">" {
 			q.typePattern = v
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -122,6 +121,5 @@ func (s *Server) readTask(ctx context.Context, tenant, id string) (*events.Task,
 // without the "invalid token" of the grammar's error, which reads like
 // an auth token.
 func invalidTaskID(err error) *Problem {
-	detail := strings.TrimPrefix(err.Error(), events.ErrInvalidToken.Error()+": ")
-	return newProblem(ProblemInvalidTaskID, http.StatusBadRequest, "invalid "+detail)
+	return newProblem(ProblemInvalidTaskID, http.StatusBadRequest, "invalid "+events.TokenFault(err))
 }

@@ -199,7 +199,7 @@ func (s *Server) submit(ctx context.Context, call submitCall) (*submitOutcome, *
 // checkRequest rejects a task type that breaks the subject grammar.
 func checkRequest(req *submitRequest) *Problem {
 	if err := events.ValidateTaskType(req.Type); err != nil {
-		message := strings.TrimPrefix(err.Error(), events.ErrInvalidToken.Error()+": ")
+		message := events.TokenFault(err)
 		p := newProblem(ProblemInvalidSubmission, http.StatusUnprocessableEntity, "type: "+message)
 		p.Errors = []ProblemError{{Field: "type", Message: message}}
 		return p
