@@ -56,9 +56,7 @@ Start a local stack with 'handoff dev', then submit tasks to it.`,
 		newBenchCmd(),
 		newTokenCmd(),
 	)
-	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
-		return fmt.Errorf("%w\nusage: %s (see %s --help)", err, cmd.UseLine(), cmd.CommandPath())
-	})
+	root.SetFlagErrorFunc(withUsage)
 	showUsageOnArgErrors(root)
 	return root
 }
@@ -70,7 +68,7 @@ func showUsageOnArgErrors(cmd *cobra.Command) {
 	if check := cmd.Args; check != nil {
 		cmd.Args = func(c *cobra.Command, args []string) error {
 			if err := check(c, args); err != nil {
-				return fmt.Errorf("%w\nusage: %s (see %s --help)", err, c.UseLine(), c.CommandPath())
+				return withUsage(c, err)
 			}
 			return nil
 		}
@@ -78,6 +76,11 @@ func showUsageOnArgErrors(cmd *cobra.Command) {
 	for _, sub := range cmd.Commands() {
 		showUsageOnArgErrors(sub)
 	}
+}
+
+// withUsage adds the usage line of cmd to err.
+func withUsage(cmd *cobra.Command, err error) error {
+	return fmt.Errorf("%w\nusage: %s (see %s --help)", err, cmd.UseLine(), cmd.CommandPath())
 }
 
 // taskIDArg accepts one argument, a task id, and checks it before any

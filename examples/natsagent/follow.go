@@ -102,7 +102,7 @@ func follow(ctx context.Context, b *bus.Bus, cfg followConfig, handle func(event
 	}
 }
 
-// pullWait is how long a durable agent's pull request waits for an event.
+// pullWait is the longest wait of a durable agent's pull request.
 const pullWait = time.Second
 
 // errStopped is the error of next once ctx is cancelled.
@@ -145,8 +145,8 @@ func nextFunc(ctx context.Context, cons jetstream.Consumer, cfg followConfig) (f
 	if err != nil {
 		return nil, nil, fmt.Errorf("consume task events: %w", err)
 	}
-	// Next blocks until a message arrives; Stop makes it return when ctx
-	// is cancelled.
+	// Next blocks until a message arrives, and Stop makes it return when
+	// ctx is cancelled.
 	go func() {
 		<-ctx.Done()
 		msgs.Stop()

@@ -54,9 +54,9 @@ type attempt struct {
 	// timeout and by the task's deadline.
 	ctx context.Context
 
-	// mu guards finished and the timers, and is held while progress or
-	// the outcome is written and while the message is heartbeaten, so
-	// that no heartbeat follows the ack or nak of the outcome.
+	// mu guards finished and the timers. It is held while progress or the
+	// outcome is written and while a heartbeat is sent, so that no
+	// heartbeat follows the ack or nak of the outcome.
 	mu sync.Mutex
 	// finished is set when the attempt's outcome is being recorded, or
 	// when its started event was not written. After that the attempt
@@ -119,12 +119,12 @@ func (a *attempt) discard() {
 }
 
 // runAttempt runs the handler of a, whose started event was just
-// written, and records the outcome. It runs on a goroutine of its own,
-// which starts with a small stack. The worker that took the message grew
-// its stack while it read and wrote the task, and the goroutine of an
-// attempt lives as long as the handler, so its stack is most of an
-// in-flight task's memory. Whichever records the outcome, the handler's
-// return or its abandoning, releases the worker's slot.
+// written, and records the outcome. It runs on a new goroutine, which
+// starts with a small stack, because this goroutine lives as long as the
+// handler and its stack is most of an in-flight task's memory. The worker
+// that took the message grew its stack while it read and wrote the task.
+// Whichever records the outcome, the handler's return or its abandoning,
+// releases the worker's slot.
 func (e *Executor) runAttempt(a *attempt) {
 	t, stop := a.prepare()
 	defer stop()
@@ -308,7 +308,7 @@ func (a *attempt) writeScheduledProgress() {
 	}
 }
 
-// writeProgress writes the latest progress the handler reported; the
+// writeProgress writes the latest progress the handler reported. The
 // caller holds a.mu. A conflict means the task changed: the write is tried again if the
 // attempt is still current, and the handler is cancelled otherwise.
 func (a *attempt) writeProgress() {
