@@ -37,7 +37,7 @@ func (n *Notifier) dispatchEvent(msg jetstream.Msg) outcome {
 	log := eventLog(n.log, &ev)
 
 	subs := n.cache.Match(&ev)
-	if len(subs) == 0 && n.withoutWebhook(ctx, &ev) {
+	if len(subs) == 0 && n.withoutWebhook(ctx, &ev, log) {
 		log.Debug("skip event without webhook or matching subscription")
 		return outcome{action: actionAck}
 	}
@@ -96,13 +96,18 @@ func (n *Notifier) dispatchEvent(msg jetstream.Msg) outcome {
 // whole task need not be read. It reports false when it cannot tell,
 // such as for a task that was cancelled before its run_at, and the
 // caller reads the task.
-func (n *Notifier) withoutWebhook(ctx context.Context, ev *events.Event) bool {
+func (n *Notifier) withoutWebhook(ctx context.Context, ev *events.Event, log *zap.Logger) bool {
 	submitted, found, err := n.bus.ReadSubmitted(ctx, ev.Tenant, ev.TaskID, ev.TaskType)
-	if err != nil || !found {
+	if err != nil {
+		log.Debug("reading the submitted event failed; reading the whole task", zap.Error(err))
+		return false
+	}
+	if !found {
 		return false
 	}
 	var sub events.Submission
 	if err := submitted.DecodeData(&sub); err != nil {
+		log.Debug("decoding the submitted event failed; reading the whole task", zap.Error(err))
 		return false
 	}
 	return sub.Webhook == nil || sub.Webhook.URL == ""
